@@ -22,9 +22,18 @@
 // Kernel argument order follows TensorRT's AOT plugin convention: input tensors, then int32
 // scalars, then output tensors. Every kernel is extern "C" so its PTX entry name is stable.
 
+#if defined(IMKD_CPU_EMULATION)
+// tests/deploy/kernel_emulation.cpp defines the CUDA built-ins and runs the kernels on the CPU.
+#elif defined(__CUDACC_RTC__)
+// NVRTC (CuPy RawModule(code=...)) has no libc headers and compiles device code only.
+#include <cuda_fp16.h>
+typedef int int32_t;
+typedef long long int64_t;
+#else
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+#endif
 
 namespace {
 
@@ -184,6 +193,7 @@ IMKD_BWD_DEPTH(imkd_bev_pool_bwd_depth_f16, __half)
 IMKD_BWD_FEAT(imkd_bev_pool_bwd_feat_f32, float)
 IMKD_BWD_FEAT(imkd_bev_pool_bwd_feat_f16, __half)
 
+#if !defined(__CUDACC_RTC__) && !defined(IMKD_CPU_EMULATION)
 // ---- Host launchers (extern "C"; used by the torch extension and any C++ plugin) ----
 // dtype: 0 = float32, 1 = float16. Return value: cudaError_t of the launch (0 = success).
 // Outputs of the sparse forward and of both backward kernels must be zeroed by the caller.
@@ -262,3 +272,4 @@ extern "C" int imkd_bev_pool_backward(int dtype, const void* out_grad, const voi
   }
   return static_cast<int>(cudaGetLastError());
 }
+#endif  // host launchers
