@@ -16,6 +16,9 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*")),
+        # .msg definitions for the rosbags typestore (imkd_ros.bag) in an installed package
+        (f"share/{PACKAGE}/interfaces/imkd_msgs", glob("msg/msg/*.msg")),
+        (f"share/{PACKAGE}/interfaces/vision_msgs", glob("third_party/ros_interfaces/vision_msgs/msg/*.msg")),
         (f"share/{PACKAGE}/models", glob("models/*.yaml") + glob("models/*.pt") + glob("models/*.md")),
     ],
     install_requires=["setuptools"],
