@@ -1,0 +1,29 @@
+"""The one detection pipeline shared by the ROS node and the offline replay."""
+
+from imkd_ros.pipeline.pipeline import (
+    CameraInput,
+    DetectorPipeline,
+    FrameDetector,
+    KeyframeInput,
+    PipelineConfig,
+    PipelineResult,
+    transform_boxes,
+)
+from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
+from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.pipeline.worker import InferenceWorker
+
+__all__ = [
+    "CameraInput",
+    "DetectorPipeline",
+    "FrameDetector",
+    "InferenceWorker",
+    "KeyframeInput",
+    "PipelineConfig",
+    "PipelineResult",
+    "RadarSweepPoints",
+    "TransformBuffer",
+    "TransformError",
+    "merge_sweeps",
+    "transform_boxes",
+]

@@ -1,0 +1,209 @@
+"""The detector pipeline: synced keyframe inputs in, boxes in the output frame out.
+
+One object, used by both the ROS node and the offline replay, so that what is validated on a
+recording is exactly what runs on the car. It owns the transform buffer (calibration + ego motion),
+builds the model's `Frame` (views without image, intrinsics or extrinsics are masked and reported),
+brings radar sweeps into the keyframe ego frame, runs the detector and filters the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from imkd_ros.constants import CAMERA_NAMES
+from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
+from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.types import Boxes, Frame
+
+
+class FrameDetector(Protocol):
+    """What the pipeline needs of a model runtime (see imkd_ros.runtime for the backends)."""
+
+    name: str
+
+    def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
+        """Boxes in the frame's ego frame and per-stage timings in ms."""
+        ...
+
+
+@dataclass
+class PipelineConfig:
+    base_frame: str = "base_link"
+    odom_frame: str = "odom"
+    output_frame: str = "base_link"
+    score_threshold: float = 0.3
+    max_detections: int = 300
+
+
+@dataclass
+class CameraInput:
+    """One decoded camera view. `intrinsics` is for an image of `info_size` (w, h) (CameraInfo);
+    the image may be decoded smaller (reduced-size JPEG decode), K is scaled to match."""
+
+    image: np.ndarray | None  # (H, W, 3) uint8 RGB
+    stamp_ns: int
+    frame_id: str
+    intrinsics: np.ndarray | None  # (3, 3)
+    info_size: tuple[int, int] | None  # (width, height) the intrinsics refer to
+
+
+@dataclass
+class KeyframeInput:
+    stamp_ns: int
+    cameras: list[CameraInput | None]  # len 6, constants.CAMERA_NAMES order
+    radar: list[RadarSweepPoints]
+    gt: Boxes | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    stamp_ns: int
+    frame_id: str
+    boxes: Boxes
+    timings_ms: dict[str, float]
+    missing_cameras: list[str]
+    radar_points: int
+    frame: Frame | None = None  # kept for rendering/evaluation by the replay; None on the node
+
+
+class DetectorPipeline:
+    def __init__(self, detector: FrameDetector, config: PipelineConfig | None = None,
+                 transforms: TransformBuffer | None = None) -> None:
+        self.detector = detector
+        self.config = config or PipelineConfig()
+        self.tf = transforms or TransformBuffer()
+        self.counters: Counter[str] = Counter()
+        self._calib_cache: tuple[tuple, str] | None = None
+
+    # -- calibration -------------------------------------------------------------------------
+    def _camera_geometry(self, cam: CameraInput) -> tuple[np.ndarray, np.ndarray]:
+        """(K for the decoded image size, cam_to_ego) or raise ValueError/TransformError."""
+        if cam.intrinsics is None or cam.info_size is None:
+            raise ValueError("no CameraInfo yet")
+        h, w = cam.image.shape[:2]
+        sx, sy = w / cam.info_size[0], h / cam.info_size[1]
+        if abs(sx - sy) > 0.02:
+            raise ValueError(f"image {w}x{h} does not match CameraInfo {cam.info_size[0]}x{cam.info_size[1]}")
+        k = np.asarray(cam.intrinsics, np.float64).copy()
+        k[0, :] *= sx
+        k[1, :] *= sy
+        cam_to_ego = self.tf.lookup(self.config.base_frame, cam.frame_id, cam.stamp_ns)
+        return k, cam_to_ego
+
+    @staticmethod
+    def _calib_key(intrinsics: np.ndarray, cam_to_ego: np.ndarray, valid: np.ndarray, sizes: list) -> str:
+        h = hashlib.sha1()
+        h.update(np.round(intrinsics, 4).tobytes())
+        h.update(np.round(cam_to_ego, 5).tobytes())
+        h.update(valid.tobytes())
+        h.update(repr(sizes).encode())
+        return h.hexdigest()[:16]
+
+    # -- one keyframe ------------------------------------------------------------------------
+    def build_frame(self, inp: KeyframeInput) -> tuple[Frame, list[str]]:
+        n = len(CAMERA_NAMES)
+        intrinsics = np.tile(np.eye(3, dtype=np.float32), (n, 1, 1))
+        cam_to_ego = np.tile(np.eye(4, dtype=np.float32), (n, 1, 1))
+        valid = np.zeros(n, bool)
+        images: list[np.ndarray | None] = [None] * n
+        missing: list[str] = []
+        for i, cam in enumerate(inp.cameras):
+            if cam is None or cam.image is None:
+                missing.append(CAMERA_NAMES[i])
+                self.counters["camera_missing"] += 1
+                continue
+            try:
+                k, c2e = self._camera_geometry(cam)
+            except (ValueError, TransformError):
+                missing.append(CAMERA_NAMES[i])
+                self.counters["camera_uncalibrated"] += 1
+                continue
+            intrinsics[i], cam_to_ego[i], valid[i], images[i] = k, c2e, True, cam.image
+        if not valid.any():
+            raise ValueError("no usable camera view in this keyframe")
+        ref = next(img for img in images if img is not None)
+        for i in range(n):  # masked views: black images of the common size (the model ignores them)
+            if images[i] is None or images[i].shape != ref.shape:
+                if images[i] is not None:  # a view of another size cannot be batched: mask it
+                    missing.append(CAMERA_NAMES[i])
+                    valid[i] = False
+                    self.counters["camera_size_mismatch"] += 1
+                images[i] = np.zeros_like(ref)
+
+        def key_from_base_at(stamp_ns: int) -> np.ndarray:
+            try:
+                return self.tf.lookup_between_times(self.config.base_frame, self.config.odom_frame,
+                                                    inp.stamp_ns, stamp_ns)
+            except TransformError:
+                self.counters["radar_no_ego_motion"] += 1
+                return np.eye(4)
+
+        base_from_sensor: dict[str, np.ndarray] = {}
+        usable: list[RadarSweepPoints] = []
+        for sweep in inp.radar:
+            if sweep.sensor_frame not in base_from_sensor:
+                try:
+                    base_from_sensor[sweep.sensor_frame] = self.tf.lookup(self.config.base_frame, sweep.sensor_frame)
+                except TransformError:
+                    self.counters["radar_uncalibrated"] += 1
+                    continue
+            usable.append(sweep)
+        radar, bad = merge_sweeps(usable, inp.stamp_ns, base_from_sensor, key_from_base_at)
+        self.counters["radar_points_nonfinite"] += bad
+
+        sizes = [img.shape for img in images]
+        frame = Frame(
+            timestamp_us=inp.stamp_ns // 1000,
+            images=images,
+            intrinsics=intrinsics.astype(np.float32),
+            cam_to_ego=cam_to_ego.astype(np.float32),
+            camera_valid=valid,
+            radar=radar,
+            gt=inp.gt,
+            meta={**inp.meta, "calib_key": self._calib_key(intrinsics, cam_to_ego, valid, sizes)},
+        )
+        return frame, sorted(set(missing), key=CAMERA_NAMES.index)
+
+    def process(self, inp: KeyframeInput, keep_frame: bool = False) -> PipelineResult:
+        t0 = time.perf_counter()
+        frame, missing = self.build_frame(inp)
+        t1 = time.perf_counter()
+        boxes, timings = self.detector.detect(frame)
+        t2 = time.perf_counter()
+        keep = boxes.scores >= self.config.score_threshold
+        boxes = boxes.select(keep)
+        if len(boxes) > self.config.max_detections:
+            boxes = boxes.select(np.argsort(-boxes.scores)[: self.config.max_detections])
+        out_frame = self.config.output_frame
+        if out_frame != self.config.base_frame:
+            boxes = transform_boxes(boxes, self.tf.lookup(out_frame, self.config.base_frame, inp.stamp_ns))
+        t3 = time.perf_counter()
+        self.counters["frames"] += 1
+        timings = {"prepare": (t1 - t0) * 1e3, **timings, "postprocess": (t3 - t2) * 1e3,
+                   "pipeline_total": (t3 - t0) * 1e3}
+        return PipelineResult(inp.stamp_ns, out_frame, boxes, timings, missing, int(frame.radar.shape[0]),
+                              frame if keep_frame else None)
+
+
+def transform_boxes(boxes: Boxes, m: np.ndarray) -> Boxes:
+    """Apply a 4x4 rigid transform (rotation about z assumed dominant) to boxes."""
+    rot = m[:3, :3]
+    dyaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+    vel = np.concatenate([boxes.velocity, np.zeros((len(boxes), 1), np.float32)], 1) @ rot.T
+    return Boxes(
+        center=(boxes.center @ rot.T + m[:3, 3]).astype(np.float32),
+        size=boxes.size,
+        yaw=((boxes.yaw + dyaw + np.pi) % (2 * np.pi) - np.pi).astype(np.float32),
+        velocity=vel[:, :2].astype(np.float32),
+        labels=boxes.labels,
+        scores=boxes.scores,
+        attributes=boxes.attributes,
+        track_ids=boxes.track_ids,
+    )

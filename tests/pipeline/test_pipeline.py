@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from imkd_ros.constants import CAMERA_NAMES
+from imkd_ros.pipeline import (
+    CameraInput,
+    DetectorPipeline,
+    InferenceWorker,
+    KeyframeInput,
+    PipelineConfig,
+    RadarSweepPoints,
+    TransformBuffer,
+)
+from imkd_ros.rig.geometry import Transform
+from imkd_ros.types import Boxes, Frame
+
+K = np.array([[1266.0, 0, 800.0], [0, 1266.0, 450.0], [0, 0, 1]])
+
+
+class RecordingDetector:
+    """Returns one fixed box and remembers the frames it saw."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
+        self.frames.append(frame)
+        b = Boxes.empty()
+        b = Boxes(center=np.array([[10.0, 0, 1], [5, 5, 1]], np.float32), size=np.ones((2, 3), np.float32),
+                  yaw=np.zeros(2, np.float32), velocity=np.array([[1.0, 0], [0, 0]], np.float32),
+                  labels=np.array([0, 8]), scores=np.array([0.9, 0.1], np.float32), attributes=np.array([0, 5]))
+        return b, {"model": 1.0}
+
+
+def make_tf() -> TransformBuffer:
+    tf = TransformBuffer()
+    for i, name in enumerate(CAMERA_NAMES):
+        tf.set_transform("base_link", name.lower(), Transform.from_yaw(i * 1.0, [1, 0, 1.5]).matrix(), static=True)
+    tf.set_transform("base_link", "radar_front", Transform.from_yaw(0.0, [3.6, 0, 0.5]).matrix(), static=True)
+    tf.set_transform("base_link", "map_aligned", Transform.from_yaw(np.pi / 2, [0, 0, 0]).matrix(), static=True)
+    # ego drives +x at 10 m/s
+    for t in range(0, 11):
+        tf.set_transform("odom", "base_link", Transform.from_yaw(0.0, [t * 1.0, 0, 0]).matrix(), stamp_ns=t * 100_000_000)
+    return tf
+
+
+def cams(scale: float = 1.0, drop: tuple[int, ...] = ()) -> list[CameraInput | None]:
+    h, w = int(900 * scale), int(1600 * scale)
+    return [None if i in drop else
+            CameraInput(np.zeros((h, w, 3), np.uint8), 900_000_000, n.lower(), K, (1600, 900))
+            for i, n in enumerate(CAMERA_NAMES)]
+
+
+def test_reduced_decode_scales_intrinsics_and_masks_missing_views() -> None:
+    det = RecordingDetector()
+    pipe = DetectorPipeline(det, transforms=make_tf())
+    res = pipe.process(KeyframeInput(1_000_000_000, cams(0.5, drop=(3,)), []))
+    f = det.frames[-1]
+    np.testing.assert_allclose(f.intrinsics[0], K * np.array([[0.5], [0.5], [1]]), rtol=1e-6)
+    assert f.camera_valid.tolist() == [True, True, True, False, True, True]
+    assert f.images[3].shape == (450, 800, 3)  # placeholder of the common size
+    assert res.missing_cameras == ["CAM_BACK"]
+    np.testing.assert_allclose(f.cam_to_ego[1], Transform.from_yaw(1.0, [1, 0, 1.5]).matrix(), atol=1e-6)
+    assert len(res.boxes) == 1 and res.boxes.labels[0] == 0  # score threshold 0.3 applied
+
+
+def test_radar_sweeps_are_motion_compensated_into_the_keyframe() -> None:
+    det = RecordingDetector()
+    pipe = DetectorPipeline(det, transforms=make_tf())
+    # a static reflector at odom x=30: seen at t=0.5 s (ego x=5) and t=1.0 s (ego x=10)
+    sweeps = [RadarSweepPoints("radar_front", t, np.array([[30 - ego - 3.6, 0.0, 0.0]]), np.array([5.0]),
+                               np.array([[0.0, 0.0]])) for t, ego in ((500_000_000, 5.0), (1_000_000_000, 10.0))]
+    res = pipe.process(KeyframeInput(1_000_000_000, cams(), sweeps))
+    pts = det.frames[-1].radar
+    assert res.radar_points == 2
+    np.testing.assert_allclose(pts[:, 0], [20.0, 20.0], atol=1e-4)  # same place in the keyframe ego frame
+    assert sorted(pts[:, 6].tolist()) == pytest.approx([0.0, 0.5])  # time lag
+    assert sorted(pts[:, 7].tolist()) == [0.0, 1.0]  # sweep index, newest first
+
+
+def test_nonfinite_radar_points_are_dropped_and_counted() -> None:
+    pipe = DetectorPipeline(RecordingDetector(), transforms=make_tf())
+    xyz = np.array([[10.0, 0, 0], [np.nan, 0, 0]])
+    res = pipe.process(KeyframeInput(1_000_000_000, cams(),
+                                     [RadarSweepPoints("radar_front", 1_000_000_000, xyz, np.ones(2), np.zeros((2, 2)))]))
+    assert res.radar_points == 1 and pipe.counters["radar_points_nonfinite"] == 1
+
+
+def test_output_frame_transform() -> None:
+    pipe = DetectorPipeline(RecordingDetector(), PipelineConfig(output_frame="map_aligned"), transforms=make_tf())
+    res = pipe.process(KeyframeInput(1_000_000_000, cams(), []))
+    # map_aligned is base_link rotated +90 deg: a box at base x=10 is at map_aligned y=-10
+    np.testing.assert_allclose(res.boxes.center[0], [0, -10, 1], atol=1e-5)
+    np.testing.assert_allclose(res.boxes.velocity[0], [0, -1], atol=1e-6)
+    assert res.boxes.yaw[0] == pytest.approx(-np.pi / 2)
+    assert res.frame_id == "map_aligned"
+
+
+def test_no_camera_at_all_is_a_clear_error() -> None:
+    pipe = DetectorPipeline(RecordingDetector(), transforms=make_tf())
+    with pytest.raises(ValueError, match="no usable camera"):
+        pipe.process(KeyframeInput(1, [None] * 6, []))
+
+
+def test_worker_drops_oldest_and_survives_errors() -> None:
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def job(x: int) -> None:
+        gate.wait(5)
+        if x == 99:
+            raise RuntimeError("boom")
+        seen.append(x)
+
+    errors: list[str] = []
+    w = InferenceWorker(job, capacity=1, on_error=lambda e, tb: errors.append(str(e)))
+    w.submit(0)
+    time.sleep(0.05)  # let the worker take item 0 and block on the gate
+    for i in range(1, 6):
+        w.submit(i)
+    gate.set()
+    assert w.wait_idle(5)
+    assert seen == [0, 5]  # 1..4 were superseded by newer frames
+    assert w.dropped == 4
+    w.submit(99)
+    assert w.wait_idle(5)
+    w.submit(7)
+    assert w.wait_idle(5)
+    assert errors == ["boom"] and w.failed == 1 and seen[-1] == 7
+    w.close()
