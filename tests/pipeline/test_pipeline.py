@@ -32,7 +32,6 @@ class RecordingDetector:
 
     def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
         self.frames.append(frame)
-        b = Boxes.empty()
         b = Boxes(center=np.array([[10.0, 0, 1], [5, 5, 1]], np.float32), size=np.ones((2, 3), np.float32),
                   yaw=np.zeros(2, np.float32), velocity=np.array([[1.0, 0], [0, 0]], np.float32),
                   labels=np.array([0, 8]), scores=np.array([0.9, 0.1], np.float32), attributes=np.array([0, 5]))
@@ -47,7 +46,8 @@ def make_tf() -> TransformBuffer:
     tf.set_transform("base_link", "map_aligned", Transform.from_yaw(np.pi / 2, [0, 0, 0]).matrix(), static=True)
     # ego drives +x at 10 m/s
     for t in range(0, 11):
-        tf.set_transform("odom", "base_link", Transform.from_yaw(0.0, [t * 1.0, 0, 0]).matrix(), stamp_ns=t * 100_000_000)
+        ego = Transform.from_yaw(0.0, [t * 1.0, 0, 0]).matrix()
+        tf.set_transform("odom", "base_link", ego, stamp_ns=t * 100_000_000)
     return tf
 
 
@@ -88,8 +88,8 @@ def test_radar_sweeps_are_motion_compensated_into_the_keyframe() -> None:
 def test_nonfinite_radar_points_are_dropped_and_counted() -> None:
     pipe = DetectorPipeline(RecordingDetector(), transforms=make_tf())
     xyz = np.array([[10.0, 0, 0], [np.nan, 0, 0]])
-    res = pipe.process(KeyframeInput(1_000_000_000, cams(),
-                                     [RadarSweepPoints("radar_front", 1_000_000_000, xyz, np.ones(2), np.zeros((2, 2)))]))
+    sweep = RadarSweepPoints("radar_front", 1_000_000_000, xyz, np.ones(2), np.zeros((2, 2)))
+    res = pipe.process(KeyframeInput(1_000_000_000, cams(), [sweep]))
     assert res.radar_points == 1 and pipe.counters["radar_points_nonfinite"] == 1
 
 
