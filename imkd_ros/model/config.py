@@ -1,0 +1,213 @@
+"""Dataclass configs for the IMKD student, the LiDAR teacher and distillation.
+
+Loaded from YAML (models/paper.yaml, models/cpu.yaml) with yaml.safe_load; unknown keys are an
+error so a typo in a config never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from imkd_ros.constants import CLASSES
+from imkd_ros.ops.bev_pool_geometry import BevGrid
+
+DEFAULT_TASKS: list[list[str]] = [
+    ["car"],
+    ["truck", "construction_vehicle"],
+    ["bus", "trailer"],
+    ["barrier"],
+    ["motorcycle", "bicycle"],
+    ["pedestrian", "traffic_cone"],
+]
+
+
+@dataclass
+class ImageConfig:
+    height: int = 256  # network input, after resize + crop
+    width: int = 704
+    # resize factor applied to the raw image; None = fit the raw width to ``width``
+    resize: float | None = None
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # training augmentation (resize factor range relative to the fitted one, horizontal flip)
+    aug_resize: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    aug_flip: bool = False
+
+
+@dataclass
+class BackboneConfig:
+    depth: int = 50  # 18 / 34 / 50, or 0 for a custom ResNet given by ``layers`` + ``widths``
+    layers: list[int] | None = None
+    widths: list[int] | None = None
+    stem_width: int = 64
+    bottleneck: bool = False  # custom nets only
+    neck_channels: int = 256
+    out_stride: int = 16  # stride of the feature map handed to the depth net
+    pretrained: str | None = None  # path to a torchvision ResNet state_dict
+
+
+@dataclass
+class DepthConfig:
+    d_min: float = 2.0
+    d_max: float = 58.0
+    d_step: float = 0.8
+    mid_channels: int = 256
+    context_channels: int = 80
+    num_blocks: int = 2
+    radar_prior: bool = True  # radar points projected into the image as a depth prior
+    loss_weight: float = 3.0  # LiDAR depth supervision (training only)
+
+    @property
+    def num_bins(self) -> int:
+        return int(round((self.d_max - self.d_min) / self.d_step))
+
+
+@dataclass
+class GridConfig:
+    x_min: float = -51.2
+    x_max: float = 51.2
+    y_min: float = -51.2
+    y_max: float = 51.2
+    z_min: float = -5.0
+    z_max: float = 3.0
+    resolution: float = 0.8
+
+    def bev_grid(self) -> BevGrid:
+        return BevGrid(**dataclasses.asdict(self))
+
+
+@dataclass
+class PillarConfig:
+    """A PointNet-pillar encoder followed by a small BEV conv stack (radar and LiDAR)."""
+
+    point_channels: int = 64
+    bev_channels: int = 64
+    num_blocks: int = 2
+    # per-column scale applied to the raw point features before the PointNet
+    feature_scale: list[float] = field(default_factory=lambda: [0.02, 0.02, 0.2, 0.05, 0.1, 0.1, 1.0, 0.1])
+
+
+@dataclass
+class FusionConfig:
+    channels: int = 128
+    bev_blocks: int = 2  # BEV encoder blocks after the fusion
+    dilation: int = 2  # dilated branch absorbs small camera-radar misalignment
+    radar_gate: bool = True  # False = plain concat + conv (ablation)
+
+
+@dataclass
+class HeadConfig:
+    tasks: list[list[str]] = field(default_factory=lambda: [list(t) for t in DEFAULT_TASKS])
+    shared_channels: int = 64
+    head_channels: int = 64
+    max_objs: int = 500
+    min_radius: int = 2
+    gaussian_overlap: float = 0.1
+    code_weights: list[float] = field(default_factory=lambda: [1, 1, 1, 1, 1, 1, 1, 1, 0.2, 0.2])
+    heatmap_weight: float = 1.0
+    bbox_weight: float = 0.25
+    attr_weight: float = 0.1
+    score_threshold: float = 0.1
+    top_k: int = 500
+    max_boxes: int = 300
+    # circle-NMS radius (metres) per class; 0 = no NMS for that class
+    nms_radius: dict[str, float] = field(default_factory=lambda: {
+        "car": 4.0, "truck": 6.0, "construction_vehicle": 7.0, "bus": 10.0, "trailer": 12.0,
+        "barrier": 1.0, "motorcycle": 0.85, "bicycle": 0.85, "pedestrian": 0.175,
+        "traffic_cone": 0.175,
+    })
+
+    def __post_init__(self) -> None:
+        for task in self.tasks:
+            for name in task:
+                if name not in CLASSES:
+                    raise ValueError(f"unknown class {name!r} in head tasks")
+
+
+@dataclass
+class TeacherConfig:
+    pillar: PillarConfig = field(default_factory=lambda: PillarConfig(
+        point_channels=64, bev_channels=128, num_blocks=3,
+        feature_scale=[0.02, 0.02, 0.2, 0.01, 1.0]))
+    bev_blocks: int = 2
+
+
+@dataclass
+class DistillConfig:
+    level1: bool = True  # LiDAR -> radar intensity-aware feature distillation
+    level1_weight: float = 1.0
+    level2: bool = True  # LiDAR -> fused intensity-guided distillation
+    level2_weight: float = 1.0
+    level2_relation_weight: float = 0.5  # spatial-affinity term of level 2
+    level2_discrepancy_gain: float = 1.0  # extra weight where teacher and student disagree
+    response: bool = True  # teacher heatmap -> student heatmap
+    response_weight: float = 0.5
+    # intensity map = feature_mix * teacher activation norm + (1 - feature_mix) * LiDAR density
+    feature_mix: float = 0.5
+    density_scale: float = 4.0  # points per cell at which the density term saturates (~63%)
+    radar_boost: float = 1.0  # level 1: extra weight where radar has returns
+    foreground_boost: float = 2.0  # both levels: extra weight inside GT Gaussians
+    background_floor: float = 0.1
+    relation_pool: int = 4  # level 2 affinity on a pooled grid (memory ~ (HW/pool^2)^2)
+
+
+@dataclass
+class IMKDConfig:
+    name: str = "paper"
+    image: ImageConfig = field(default_factory=ImageConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    radar: PillarConfig = field(default_factory=PillarConfig)
+    radar_max_points: int = 2048  # padding size per sample (radar, after multi-sweep accumulation)
+    lidar_max_points: int = 40000
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    num_cameras: int = 6
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> IMKDConfig:
+        return _build(IMKDConfig, data)
+
+    @staticmethod
+    def from_yaml(path: str | Path) -> IMKDConfig:
+        with open(path) as f:
+            return IMKDConfig.from_dict(yaml.safe_load(f) or {})
+
+
+def _build(cls, data: dict):
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise KeyError(f"unknown keys for {cls.__name__}: {sorted(unknown)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def load_config(name_or_path: str | Path) -> IMKDConfig:
+    """``paper`` / ``cpu`` (models/<name>.yaml) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MODELS_DIR / f"{name_or_path}.yaml"
+    return IMKDConfig.from_yaml(path)

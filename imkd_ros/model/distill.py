@@ -1,0 +1,133 @@
+"""IMKD distillation: intensity maps and the two feature-distillation levels (our formulation).
+
+Intensity = where LiDAR carries signal: a mix of the frozen teacher's BEV activation magnitude
+(channel L2 norm, per-sample max-normalised) and the saturating LiDAR point density.
+
+- Level 1 (LiDAR -> radar): masked feature imitation of the teacher's BEV features by an
+  adapter on the radar BEV features; mask = intensity, boosted where radar has returns and
+  inside ground-truth Gaussians; normalised by the mask's mass.
+- Level 2 (LiDAR -> fused): masked imitation on the fused features, additionally boosted where
+  teacher and student disagree (detached), plus a spatial-affinity (relation) term so the fused
+  feature is guided toward LiDAR's structure without copying its activations.
+- Response: the student's heatmaps imitate the teacher's where the teacher is confident.
+Each part can be switched off and has its own weight (DistillConfig).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from imkd_ros.model.config import DistillConfig
+from imkd_ros.model.radar import density_intensity
+
+_EPS = 1e-6
+
+
+def activation_intensity(feat: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) in [0, 1]: channel L2 norm over its per-sample maximum."""
+    norm = feat.detach().float().norm(dim=1, keepdim=True)
+    return norm / norm.amax(dim=(2, 3), keepdim=True).clamp(min=_EPS)
+
+
+def intensity_map(teacher_bev: Tensor, lidar_counts: Tensor, cfg: DistillConfig) -> Tensor:
+    """LiDAR intensity map (B, 1, H, W) in [0, 1] (no gradient)."""
+    dens = density_intensity(lidar_counts.detach().float(), cfg.density_scale)
+    return cfg.feature_mix * activation_intensity(teacher_bev) + (1 - cfg.feature_mix) * dens
+
+
+def foreground_map(targets: list[dict[str, Tensor]]) -> Tensor:
+    """Max over all task heatmap targets: (B, 1, H, W) Gaussian object regions."""
+    return torch.cat([t["heatmap"] for t in targets], 1).amax(1, keepdim=True)
+
+
+def _masked_mse(student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
+    d = (student.float() - teacher.detach().float()).pow(2).mean(1, keepdim=True)
+    return (weight * d).sum() / weight.sum().clamp(min=_EPS)
+
+
+def level1_weight(lidar_int: Tensor, radar_occ: Tensor | None, fg: Tensor | None,
+                  cfg: DistillConfig) -> Tensor:
+    w = cfg.background_floor + lidar_int
+    if radar_occ is not None:
+        w = w * (1 + cfg.radar_boost * radar_occ)
+    if fg is not None:
+        w = w * (1 + cfg.foreground_boost * fg)
+    return w
+
+
+def level1_loss(radar_feat: Tensor, teacher_feat: Tensor, lidar_int: Tensor,
+                radar_occ: Tensor | None, fg: Tensor | None, cfg: DistillConfig) -> Tensor:
+    """LiDAR -> radar intensity-aware feature distillation (radar_feat already adapted)."""
+    return _masked_mse(radar_feat, teacher_feat, level1_weight(lidar_int, radar_occ, fg, cfg))
+
+
+def affinity(feat: Tensor, pool: int) -> Tensor:
+    """Cosine spatial affinity (B, L, L) on an avg-pooled grid."""
+    x = F.avg_pool2d(feat.float(), pool) if pool > 1 else feat.float()
+    x = F.normalize(x.flatten(2), dim=1)
+    return x.transpose(1, 2) @ x
+
+
+def level2_loss(fused_feat: Tensor, teacher_feat: Tensor, lidar_int: Tensor, fg: Tensor | None,
+                cfg: DistillConfig) -> Tensor:
+    """LiDAR -> fused intensity-guided distillation (fused_feat already adapted)."""
+    d = (fused_feat.detach().float() - teacher_feat.detach().float()).pow(2).mean(1, keepdim=True)
+    disc = d / d.amax(dim=(2, 3), keepdim=True).clamp(min=_EPS)
+    w = (cfg.background_floor + lidar_int) * (1 + cfg.level2_discrepancy_gain * disc)
+    if fg is not None:
+        w = w * (1 + cfg.foreground_boost * fg)
+    loss = _masked_mse(fused_feat, teacher_feat, w)
+    if cfg.level2_relation_weight > 0:
+        a_s = affinity(fused_feat, cfg.relation_pool)
+        a_t = affinity(teacher_feat.detach(), cfg.relation_pool)
+        loss = loss + cfg.level2_relation_weight * (a_s - a_t).pow(2).mean()
+    return loss
+
+
+def response_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[dict[str, Tensor]],
+                  cfg: DistillConfig) -> Tensor:
+    """Heatmap imitation weighted by the teacher's confidence."""
+    total = student_heads[0]["heatmap"].new_zeros(())
+    for s, t in zip(student_heads, teacher_heads):
+        ps = torch.sigmoid(s["heatmap"].float())
+        pt = torch.sigmoid(t["heatmap"].detach().float())
+        w = cfg.background_floor + pt.amax(1, keepdim=True)
+        total = total + (w * (ps - pt).pow(2)).sum() / w.sum().clamp(min=_EPS)
+    return total
+
+
+def _adapter(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 1))
+
+
+class Distiller(nn.Module):
+    """Adapters (student -> teacher channels) and the weighted IMKD distillation losses.
+
+    The adapters are training-only; inference and export never touch them.
+    """
+
+    def __init__(self, cfg: DistillConfig, radar_channels: int, fused_channels: int, teacher_channels: int):
+        super().__init__()
+        self.cfg = cfg
+        self.radar_adapter = _adapter(radar_channels, teacher_channels) if cfg.level1 else None
+        self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
+
+    def forward(self, student: dict, teacher: dict, targets: list[dict[str, Tensor]] | None) -> dict[str, Tensor]:
+        cfg = self.cfg
+        lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
+        fg = foreground_map(targets) if targets is not None else None
+        losses: dict[str, Tensor] = {}
+        if self.radar_adapter is not None:
+            rad = self.radar_adapter(student["radar_bev"])
+            losses["distill_l1"] = cfg.level1_weight * level1_loss(
+                rad, teacher["teacher_bev"], lidar_int, student.get("radar_occupancy"), fg, cfg)
+        if self.fused_adapter is not None:
+            fused = self.fused_adapter(student["fused_bev"])
+            losses["distill_l2"] = cfg.level2_weight * level2_loss(
+                fused, teacher["teacher_bev"], lidar_int, fg, cfg)
+        if cfg.response:
+            losses["distill_resp"] = cfg.response_weight * response_loss(student["head"], teacher["head"], cfg)
+        return losses

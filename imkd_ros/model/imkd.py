@@ -1,0 +1,170 @@
+"""The IMKD student (camera + radar), the training wrapper with teacher + distillation, and
+checkpoint helpers.
+
+Inference entry: ``Student.forward(batch, geometry)`` -> outputs with ``outputs["head"]``;
+``Student.decode(outputs)`` -> list of imkd_ros.types.Boxes in the ego frame. Pass a
+precomputed ``BevPoolGeometry`` (``Student.geometry(...)``) to keep per-frame work to the
+weighted sum while the calibration is unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from imkd_ros.model.backbone import ImageEncoder
+from imkd_ros.model.config import IMKDConfig
+from imkd_ros.model.distill import Distiller
+from imkd_ros.model.fusion import IntensityGuidedFusion
+from imkd_ros.model.head import CenterHead
+from imkd_ros.model.radar import RadarBranch, bev_blocks
+from imkd_ros.model.teacher import LidarTeacher
+from imkd_ros.model.view_transform import LSSViewTransform, depth_loss, radar_depth_prior
+from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
+from imkd_ros.types import Boxes
+
+STAGES = ("backbone", "depth", "pooling", "radar", "fusion", "head")
+
+
+@contextmanager
+def _stage(timings: dict[str, float] | None, name: str):
+    if timings is None:
+        yield
+        return
+    t0 = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+class Student(nn.Module):
+    """Camera (ResNet + LSS with radar depth prior) + radar pillars -> fused BEV -> CenterHead."""
+
+    def __init__(self, cfg: IMKDConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.grid = cfg.grid.bev_grid()
+        self.image_encoder = ImageEncoder(cfg.backbone)
+        self.view_transform = LSSViewTransform(cfg, self.image_encoder.out_channels)
+        self.radar = RadarBranch(cfg.radar, self.grid)
+        self.fusion = IntensityGuidedFusion(cfg.depth.context_channels, cfg.radar.bev_channels, cfg.fusion)
+        self.bev_encoder = bev_blocks(cfg.fusion.channels, cfg.fusion.channels, cfg.fusion.bev_blocks)
+        self.head = CenterHead(cfg.fusion.channels, cfg.head, self.grid)
+
+    @property
+    def img_hw(self) -> tuple[int, int]:
+        return self.cfg.image.height, self.cfg.image.width
+
+    @property
+    def feat_hw(self) -> tuple[int, int]:
+        s = self.cfg.backbone.out_stride
+        return self.cfg.image.height // s, self.cfg.image.width // s
+
+    def geometry(self, intrinsics: Tensor, cam_to_ego: Tensor, img_aug: Tensor) -> BevPoolGeometry:
+        """Cached BevPoolGeometry for (B, N, 3, 3) / (B, N, 4, 4) / (B, N, 3, 3) calibration."""
+        return self.view_transform.geometry(intrinsics, cam_to_ego, img_aug, self.img_hw, self.feat_hw)
+
+    def forward(self, batch: dict, geometry: BevPoolGeometry | None = None,
+                timings: dict[str, float] | None = None) -> dict:
+        """batch: images (B, N, 3, H, W), intrinsics, cam_to_ego, img_aug, camera_valid,
+        radar (B, P, F), radar_mask (B, P). ``timings`` (optional) collects seconds per stage."""
+        images = batch["images"]
+        b, n = images.shape[:2]
+        intr, c2e, aug = batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"]
+        if geometry is None:
+            geometry = self.geometry(intr, c2e, aug)
+        if geometry.batch != b:
+            raise ValueError(f"geometry built for batch {geometry.batch}, got {b}")
+        vt = self.view_transform
+        with _stage(timings, "backbone"):
+            feats = self.image_encoder(images.flatten(0, 1))
+        with _stage(timings, "depth"):
+            prior = None
+            if self.cfg.depth.radar_prior:
+                prior = radar_depth_prior(batch["radar"][..., :3], batch["radar_mask"], intr, c2e, aug,
+                                          self.img_hw, tuple(feats.shape[-2:]), self.cfg.depth)
+            depth, logits, context = vt.predict_depth(feats, intr, aug, prior, batch.get("camera_valid"))
+        with _stage(timings, "pooling"):
+            cam_bev, cam_mass = vt.pool(depth, context, geometry)
+        with _stage(timings, "radar"):
+            radar = self.radar(batch["radar"], batch["radar_mask"])
+        with _stage(timings, "fusion"):
+            fused = self.fusion(cam_bev, radar["radar_bev"], radar["radar_intensity"], cam_mass)
+            bev = self.bev_encoder(fused["fused_bev"])
+        with _stage(timings, "head"):
+            head = self.head(bev)
+        return {"head": head, "bev": bev, "cam_bev": cam_bev, "cam_mass": cam_mass, "depth": depth,
+                "depth_logits": logits, **radar, **fused}
+
+    def loss(self, outputs: dict, batch: dict) -> dict[str, Tensor]:
+        losses = self.head.loss(outputs["head"], batch["targets"])
+        if self.cfg.depth.loss_weight > 0 and "depth_target" in batch:
+            losses["depth"] = self.cfg.depth.loss_weight * depth_loss(outputs["depth_logits"],
+                                                                      batch["depth_target"])
+        return losses
+
+    def decode(self, outputs: dict, score_threshold: float | None = None) -> list[Boxes]:
+        return self.head.decode(outputs["head"], score_threshold)
+
+
+class IMKD(nn.Module):
+    """Training wrapper: student + frozen LiDAR teacher + distiller."""
+
+    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.student = Student(cfg)
+        self.teacher = (teacher or LidarTeacher(cfg)).freeze()
+        self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels,
+                                   self.teacher.out_channels)
+
+    def train(self, mode: bool = True) -> IMKD:
+        super().train(mode)
+        self.teacher.eval()  # frozen: BN statistics stay the teacher's
+        return self
+
+    def forward(self, batch: dict) -> tuple[dict[str, Tensor], dict]:
+        out = self.student(batch)
+        losses = self.student.loss(out, batch)
+        with torch.no_grad():
+            t_out = self.teacher(batch["lidar"], batch["lidar_mask"])
+        losses.update(self.distiller(out, t_out, batch.get("targets")))
+        return losses, out
+
+
+def student_outputs_flat(outputs: dict) -> list[Tensor]:
+    """Head outputs as a flat list [task0 heatmap, box, attr, task1 ...] (export order)."""
+    return [t[k] for t in outputs["head"] for k in ("heatmap", "box", "attr")]
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, cfg: IMKDConfig, kind: str = "student",
+                    extra: dict | None = None) -> None:
+    """Weights + config (plain dict) in one file, loadable with weights_only=True."""
+    torch.save({"kind": kind, "config": cfg.to_dict(), "state_dict": model.state_dict(),
+                "extra": extra or {}}, str(path))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
+                    ) -> tuple[IMKDConfig, dict, str]:
+    data = torch.load(str(path), map_location=map_location, weights_only=True)
+    return IMKDConfig.from_dict(data["config"]), data["state_dict"], data.get("kind", "student")
+
+
+def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> Student:
+    """A Student in eval mode from a student checkpoint (or the student of an IMKD checkpoint)."""
+    cfg, state, kind = load_checkpoint(path, map_location)
+    if kind == "imkd":
+        state = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")}
+    model = Student(cfg)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_teacher(path: str | Path, map_location: str | torch.device = "cpu") -> LidarTeacher:
+    cfg, state, _ = load_checkpoint(path, map_location)
+    model = LidarTeacher(cfg)
+    model.load_state_dict(state)
+    return model.eval()
