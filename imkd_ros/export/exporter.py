@@ -115,6 +115,8 @@ def export_onnx(spec: ExportSpec, path: str | Path | None = None, aot: bool = Tr
         program, spec.args, dynamo=True, custom_translation_table=onnx_ops.custom_translation_table(aot),
         input_names=list(spec.input_names), output_names=list(spec.output_names), verbose=False,
     )
+    if onnx_program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     model = onnx_program.model_proto
     onnx_ops.rename_dynamic_dims(model, {
         "ranks_depth": NUM_POINTS, "ranks_feat": NUM_POINTS, "ranks_bev": NUM_POINTS,
