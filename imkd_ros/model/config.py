@@ -115,6 +115,7 @@ class HeadConfig:
     score_threshold: float = 0.1
     top_k: int = 500
     max_boxes: int = 300
+    local_max: bool = True  # keep only 3x3 heatmap maxima before top-k (CenterNet peak picking)
     # circle-NMS radius (metres) per class; 0 = no NMS for that class
     nms_radius: dict[str, float] = field(default_factory=lambda: {
         "car": 4.0, "truck": 6.0, "construction_vehicle": 7.0, "bus": 10.0, "trailer": 12.0,

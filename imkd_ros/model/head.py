@@ -185,6 +185,8 @@ class BoxCoder:
         parts: list[list[dict[str, np.ndarray]]] = [[] for _ in range(b)]
         for names, out in zip(self.tasks, outputs):
             heat = torch.sigmoid(out["heatmap"].float())
+            if cfg.local_max:
+                heat = heat * (F.max_pool2d(heat, 3, 1, 1) == heat).to(heat.dtype)
             n, h, w = heat.shape[1:]
             k = min(cfg.top_k, n * h * w)
             scores, idx = heat.reshape(b, -1).topk(k)

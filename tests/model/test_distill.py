@@ -1,0 +1,136 @@
+"""Distillation losses: zero at student == teacher, grow with the difference, follow intensity."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imkd_ros.model.config import DistillConfig
+from imkd_ros.model.distill import (
+    Distiller,
+    activation_intensity,
+    intensity_map,
+    level1_loss,
+    level2_loss,
+    response_loss,
+)
+
+torch.set_num_threads(1)
+
+B, C, H, W = 2, 6, 8, 8
+
+
+def _teacher(seed=0):
+    return torch.rand(B, C, H, W, generator=torch.Generator().manual_seed(seed))
+
+
+def _intensity():
+    inten = torch.zeros(B, 1, H, W)
+    inten[:, :, 2, 2] = 1.0  # strong LiDAR signal
+    inten[:, :, 5, 5] = 0.1  # weak
+    return inten
+
+
+def _l1(s, t, inten, cfg):
+    return level1_loss(s, t, inten, None, None, cfg)
+
+
+def _l2(s, t, inten, cfg):
+    return level2_loss(s, t, inten, None, cfg)
+
+
+@pytest.mark.parametrize("loss_fn", [_l1, _l2])
+def test_zero_when_equal_and_grows(loss_fn):
+    cfg = DistillConfig()
+    t = _teacher()
+    inten = _intensity()
+    assert loss_fn(t.clone(), t, inten, cfg).item() == pytest.approx(0.0, abs=1e-7)
+    noise = torch.randn(B, C, H, W, generator=torch.Generator().manual_seed(1))
+    values = [loss_fn(t + eps * noise, t, inten, cfg).item() for eps in (0.05, 0.2, 0.5, 1.0)]
+    assert all(a < b for a, b in zip(values, values[1:])), values
+
+
+@pytest.mark.parametrize("loss_fn", [_l1, _l2])
+def test_weighting_follows_intensity(loss_fn):
+    cfg = DistillConfig(level2_relation_weight=0.0, level2_discrepancy_gain=0.0)
+    t = _teacher()
+    inten = _intensity()
+    strong, weak = t.clone(), t.clone()
+    strong[:, :, 2, 2] += 1.0
+    weak[:, :, 5, 5] += 1.0
+    l_strong = loss_fn(strong, t, inten, cfg).item()
+    l_weak = loss_fn(weak, t, inten, cfg).item()
+    # weight ratio (floor + 1.0) / (floor + 0.1) = 5.5 with the default floor of 0.1
+    assert l_strong / l_weak == pytest.approx((0.1 + 1.0) / (0.1 + 0.1), rel=1e-4)
+    default = DistillConfig()
+    assert loss_fn(strong, t, inten, default) > 2 * loss_fn(weak, t, inten, default)
+
+
+def test_level1_radar_and_foreground_boost():
+    cfg = DistillConfig()
+    t = _teacher()
+    inten = torch.full((B, 1, H, W), 0.5)
+    s = t.clone()
+    s[:, :, 2, 2] += 1.0
+    occ = torch.zeros(B, 1, H, W)
+    fg = torch.zeros(B, 1, H, W)
+    base = level1_loss(s, t, inten, occ, fg, cfg)
+    occ[:, :, 2, 2] = 1
+    assert level1_loss(s, t, inten, occ, fg, cfg) > base
+    fg[:, :, 2, 2] = 1
+    assert level1_loss(s, t, inten, occ, fg, cfg) > level1_loss(s, t, inten, occ, None, cfg)
+
+
+def test_level2_relation_term_is_scale_sensitive_only_in_feature_term():
+    cfg = DistillConfig(level2_relation_weight=1.0)
+    t = _teacher()
+    inten = torch.ones(B, 1, H, W)
+    rel_only = DistillConfig(level2_relation_weight=1.0)
+    # a channel-scaled copy has the same spatial affinity, so only the feature term is non-zero
+    scaled = level2_loss(2 * t, t, inten, None, rel_only).item()
+    feat_only = level2_loss(2 * t, t, inten, None, DistillConfig(level2_relation_weight=0.0)).item()
+    assert scaled == pytest.approx(feat_only, rel=1e-5)
+    shuffled = t[:, :, torch.randperm(H)]
+    assert level2_loss(shuffled, t, inten, None, cfg) > level2_loss(shuffled, t, inten, None,
+                                                                     DistillConfig(level2_relation_weight=0.0))
+
+
+def test_response_loss():
+    cfg = DistillConfig()
+    heads = [{"heatmap": torch.randn(B, 2, H, W)}]
+    assert response_loss(heads, heads, cfg).item() == pytest.approx(0.0, abs=1e-7)
+    other = [{"heatmap": heads[0]["heatmap"] + 1.0}]
+    assert response_loss(other, heads, cfg) > 0
+
+
+def test_intensity_map_range():
+    cfg = DistillConfig()
+    counts = torch.zeros(B, 1, H, W)
+    counts[:, :, 1, 1] = 50
+    m = intensity_map(_teacher(), counts, cfg)
+    assert m.shape == (B, 1, H, W) and m.min() >= 0 and m.max() <= 1
+    assert m[:, :, 1, 1].min() > m[:, :, 6, 6].max() - 0.5
+    a = activation_intensity(torch.zeros(B, C, H, W))
+    assert torch.isfinite(a).all()
+
+
+def test_distiller_switches_and_weights():
+    student = {"radar_bev": torch.randn(B, 4, H, W), "fused_bev": torch.randn(B, 5, H, W),
+               "radar_occupancy": torch.zeros(B, 1, H, W),
+               "head": [{"heatmap": torch.randn(B, 2, H, W)}]}
+    teacher = {"teacher_bev": _teacher(), "lidar_counts": torch.ones(B, 1, H, W),
+               "head": [{"heatmap": torch.randn(B, 2, H, W)}]}
+    targets = [{"heatmap": torch.zeros(B, 2, H, W)}]
+    full = Distiller(DistillConfig(), 4, 5, C)(student, teacher, targets)
+    assert set(full) == {"distill_l1", "distill_l2", "distill_resp"}
+    none = Distiller(DistillConfig(level1=False, level2=False, response=False), 4, 5, C)
+    assert none(student, teacher, targets) == {}
+    torch.manual_seed(0)
+    d1 = Distiller(DistillConfig(level1_weight=1.0), 4, 5, C)
+    torch.manual_seed(0)
+    d3 = Distiller(DistillConfig(level1_weight=3.0), 4, 5, C)
+    a = d1(student, teacher, targets)["distill_l1"]
+    b = d3(student, teacher, targets)["distill_l1"]
+    assert b.item() == pytest.approx(3 * a.item(), rel=1e-5)
+    a.backward()
+    assert d1.radar_adapter[0].weight.grad is not None
