@@ -62,3 +62,16 @@ def merge_sweeps(
     if not out:
         return np.zeros((0, len(RADAR_FEATURES)), np.float32), dropped
     return np.concatenate(out, 0), dropped
+
+
+def radar_point_filter(points: np.ndarray, invalid_states: tuple[int, ...] = (0,),
+                       dynprop_states: tuple[int, ...] = tuple(range(7)),
+                       ambig_states: tuple[int, ...] = (3,)) -> np.ndarray:
+    """Mask of usable ARS408 points in an (N, 18) nuScenes-field array: the devkit's default filter
+    (RadarPointCloud.from_file), applied identically in training data and on the car."""
+    from imkd_ros.constants import RADAR_PCD_FIELDS
+
+    f = {n: i for i, n in enumerate(RADAR_PCD_FIELDS)}
+    return (np.isin(points[:, f["invalid_state"]], invalid_states)
+            & np.isin(points[:, f["dyn_prop"]], dynprop_states)
+            & np.isin(points[:, f["ambig_state"]], ambig_states))
