@@ -146,3 +146,30 @@ def random_frame(seed: int, raw_hw: tuple[int, int] = (256, 704), num_boxes: int
         gt=boxes,
         meta={"sample_token": f"synthetic-{seed}", "condition": "day"},
     )
+
+
+def tiny_config():
+    """The cpu config shrunk for unit tests: 64x176 images, 32x32 BEV at 2 m, 16 depth bins."""
+    from imkd_ros.model.config import load_config
+
+    cfg = load_config("cpu")
+    cfg.name = "tiny"
+    cfg.image.height, cfg.image.width = 64, 176
+    cfg.backbone.widths = [8, 16, 32, 32]
+    cfg.backbone.stem_width = 8
+    cfg.backbone.neck_channels = 32
+    cfg.backbone.out_stride = 8  # 8 x 22 feature map
+    cfg.depth.d_min, cfg.depth.d_max, cfg.depth.d_step = 2.0, 34.0, 2.0
+    cfg.depth.mid_channels = 32
+    cfg.depth.context_channels = 16
+    cfg.grid.x_min = cfg.grid.y_min = -32.0
+    cfg.grid.x_max = cfg.grid.y_max = 32.0
+    cfg.grid.resolution = 2.0
+    cfg.radar.point_channels = cfg.radar.bev_channels = 16
+    cfg.fusion.channels = 32
+    cfg.head.shared_channels = cfg.head.head_channels = 16
+    cfg.head.max_objs = 32
+    cfg.teacher.pillar.point_channels = 16
+    cfg.teacher.pillar.bev_channels = 32
+    cfg.teacher.pillar.num_blocks = 1
+    return cfg

@@ -1,0 +1,138 @@
+"""Student / teacher / IMKD wiring: both configs build and train a step; geometry reuse;
+checkpoints; torchvision-compatible backbone names."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from imkd_ros.model import (
+    IMKD,
+    IMKDConfig,
+    LidarTeacher,
+    Preprocessor,
+    Student,
+    load_config,
+    load_student,
+    load_teacher,
+    save_checkpoint,
+)
+from imkd_ros.model.backbone import RESNET_SPECS, ResNet
+from imkd_ros.model.synthetic import random_frame, tiny_config
+from imkd_ros.types import Boxes
+
+torch.set_num_threads(1)
+
+
+def _train_step(cfg: IMKDConfig, frames) -> tuple[dict, IMKD]:
+    batch = Preprocessor(cfg, train=True)(frames)
+    model = IMKD(cfg).train()
+    losses, _ = model(batch)
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    student_grads = [p.grad for p in model.student.parameters() if p.requires_grad]
+    assert sum(g is not None and bool(g.abs().sum() > 0) for g in student_grads) > 0.9 * len(student_grads)
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert model.distiller.radar_adapter[0].weight.grad is not None
+    return losses, model
+
+
+def test_cpu_config_forward_backward():
+    cfg = load_config("cpu")
+    frames = [random_frame(0, raw_hw=(128, 352)), random_frame(1, raw_hw=(128, 352))]
+    losses, model = _train_step(cfg, frames)
+    assert {"heatmap", "bbox", "attr", "depth", "distill_l1", "distill_l2", "distill_resp"} <= set(losses)
+    student = model.student.eval()
+    batch = Preprocessor(cfg)(frames)
+    with torch.no_grad():
+        boxes = student.decode(student(batch))
+    assert len(boxes) == 2 and all(isinstance(b, Boxes) for b in boxes)
+
+
+@pytest.mark.slow
+def test_paper_config_forward_backward():
+    cfg = load_config("paper")
+    assert cfg.backbone.depth == 50 and (cfg.image.height, cfg.image.width) == (256, 704)
+    assert cfg.grid.bev_grid().shape == (128, 128) and cfg.depth.num_bins == 70
+    t0 = time.perf_counter()
+    _train_step(cfg, [random_frame(0, raw_hw=(256, 704))])
+    print(f"paper forward+backward, batch 1: {time.perf_counter() - t0:.1f} s")
+
+
+def test_precomputed_geometry_matches_and_is_cached():
+    cfg = tiny_config()
+    frames = [random_frame(3, raw_hw=(128, 352))]
+    batch = Preprocessor(cfg)(frames)
+    student = Student(cfg).eval()
+    geo = student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
+    assert student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"]) is geo
+    with torch.no_grad():
+        a = student(batch)["head"][0]["heatmap"]
+        b = student(batch, geo)["head"][0]["heatmap"]
+    torch.testing.assert_close(a, b)
+    moved = batch["cam_to_ego"].clone()
+    moved[..., 0, 3] += 0.5
+    assert student.geometry(batch["intrinsics"], moved, batch["img_aug"]) is not geo
+
+
+def test_invalid_camera_contributes_nothing():
+    cfg = tiny_config()
+    frame = random_frame(4, raw_hw=(128, 352))
+    student = Student(cfg).eval()
+    frame.camera_valid[:] = False
+    with torch.no_grad():
+        out = student(Preprocessor(cfg)([frame]))
+    assert out["cam_mass"].abs().max() == 0 and out["cam_bev"].abs().max() == 0
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    cfg = tiny_config()
+    batch = Preprocessor(cfg)([random_frame(5, raw_hw=(128, 352))])
+    student = Student(cfg).eval()
+    save_checkpoint(tmp_path / "s.pt", student, cfg)
+    loaded = load_student(tmp_path / "s.pt")
+    assert loaded.cfg == cfg
+    with torch.no_grad():
+        torch.testing.assert_close(student(batch)["head"][1]["box"], loaded(batch)["head"][1]["box"])
+    imkd = IMKD(cfg)
+    save_checkpoint(tmp_path / "i.pt", imkd, cfg, kind="imkd")
+    load_student(tmp_path / "i.pt")
+    teacher = LidarTeacher(cfg)
+    save_checkpoint(tmp_path / "t.pt", teacher, cfg, kind="teacher")
+    load_teacher(tmp_path / "t.pt")
+
+
+def test_config_yaml_roundtrip_and_strictness():
+    for name in ("paper", "cpu"):
+        cfg = load_config(name)
+        assert IMKDConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(KeyError):
+        IMKDConfig.from_dict({"backbone": {"dept": 50}})
+
+
+@pytest.mark.parametrize("depth, params", [(18, 11_176_512), (50, 23_508_032)])
+def test_backbone_matches_torchvision_layout(depth, params):
+    block, layers = RESNET_SPECS[depth]
+    net = ResNet(block, layers)
+    assert sum(p.numel() for p in net.parameters()) == params  # torchvision resnet minus fc
+    keys = set(net.state_dict())
+    assert {"conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+            "layer4.1.bn2.weight"} <= keys
+    if depth == 50:
+        assert "layer4.2.conv3.weight" in keys
+    feats = net(torch.zeros(1, 3, 64, 64))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+
+
+def test_teacher_forward_shapes():
+    cfg = tiny_config()
+    batch = Preprocessor(cfg)([random_frame(6, raw_hw=(128, 352))])
+    teacher = LidarTeacher(cfg)
+    out = teacher(batch["lidar"], batch["lidar_mask"])
+    assert out["teacher_bev"].shape == (1, cfg.teacher.pillar.bev_channels, 32, 32)
+    assert out["lidar_counts"].sum() == batch["lidar_mask"].sum() - int(
+        (np.abs(batch["lidar"][0, :, :2].numpy()) >= 32).any(1)[batch["lidar_mask"][0].numpy()].sum())
