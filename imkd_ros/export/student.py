@@ -14,6 +14,7 @@ it, so one engine serves every frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,9 @@ from torch import Tensor, nn
 from imkd_ros.export.exporter import ExportSpec
 from imkd_ros.export.onnx_ops import GEOMETRY_INPUTS
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
+
+if TYPE_CHECKING:
+    from imkd_ros.model.imkd import Student
 
 MODEL_INPUTS = ("images", "intrinsics", "cam_to_ego", "img_aug", "camera_valid", "radar", "radar_mask")
 HEAD_KEYS = ("heatmap", "box", "attr")
@@ -41,7 +45,7 @@ def unflatten_head(flat: list[Tensor] | tuple[Tensor, ...] | dict[str, Tensor], 
 class StudentExport(nn.Module):
     """Student.forward with flat tensor inputs and the geometry passed in (export-friendly)."""
 
-    def __init__(self, student: nn.Module, batch: int, bev_h: int, bev_w: int) -> None:
+    def __init__(self, student: Student, batch: int, bev_h: int, bev_w: int) -> None:
         super().__init__()
         self.student = student
         self.batch, self.bev_h, self.bev_w = batch, bev_h, bev_w
@@ -96,22 +100,22 @@ class StudentInputs:
         return dict(zip((*MODEL_INPUTS, *GEOMETRY_INPUTS), self.args()))
 
 
-def student_spec(student: nn.Module, inputs: StudentInputs) -> ExportSpec:
+def student_spec(student: Student, inputs: StudentInputs) -> ExportSpec:
     """ExportSpec of the student for these example inputs (batch and shapes fixed, geometry dynamic)."""
     g = inputs.geometry
     wrapper = StudentExport(student, g.batch, g.bev_h, g.bev_w).eval()
-    num_tasks = len(student.head.task_heads)  # type: ignore[union-attr,arg-type]
+    num_tasks = len(student.head.task_heads)
     return ExportSpec(wrapper, inputs.args(), [*MODEL_INPUTS, *GEOMETRY_INPUTS],
                       head_output_names(num_tasks))
 
 
-def example_inputs(student: nn.Module, seed: int = 0, batch_size: int = 1) -> StudentInputs:
+def example_inputs(student: Student, seed: int = 0, batch_size: int = 1) -> StudentInputs:
     """Synthetic frames -> StudentInputs (for export without a dataset, and for tests)."""
     from imkd_ros.model.preprocess import Preprocessor
     from imkd_ros.model.synthetic import random_frame
 
-    cfg = student.cfg  # type: ignore[union-attr]
+    cfg = student.cfg
     frames = [random_frame(seed + i) for i in range(batch_size)]
     batch = Preprocessor(cfg)(frames, targets=False)
-    geometry = student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])  # type: ignore[operator]
+    geometry = student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
     return StudentInputs.from_batch(batch, geometry, cfg.radar_max_points)
