@@ -45,6 +45,8 @@ def _optional_import(name: str) -> Any:
 # The seams: the real libraries when present (None here, tests patch these).
 _cv_bridge_mod: Any = _optional_import("cv_bridge")
 _pc2_mod: Any = _optional_import("sensor_msgs_py.point_cloud2")
+# Optional accelerators (not seams): OpenCV for JPEG decode and BGR->RGB swaps.
+_cv2_mod: Any = _optional_import("cv2")
 _bridge: Any = None
 
 
@@ -53,6 +55,7 @@ def backends() -> dict[str, str]:
     return {
         "image": "cv_bridge" if _cv_bridge_mod is not None else "builtin",
         "pointcloud2": "sensor_msgs_py" if _pc2_mod is not None else "builtin",
+        "jpeg_decoder": "opencv" if _cv2_mod is not None else "pillow",
     }
 
 
@@ -131,7 +134,7 @@ def _builtin_image_to_rgb(view: np.ndarray, enc: str, copy: bool) -> np.ndarray:
     if order == (0, 1, 2):
         out = view if view.shape[2] == 3 else view[:, :, :3]
         return out.copy() if copy else out
-    cv2 = _optional_import("cv2")
+    cv2 = _cv2_mod
     src = np.ascontiguousarray(view)
     if cv2 is not None:
         code = cv2.COLOR_BGR2RGB if view.shape[2] == 3 else cv2.COLOR_BGRA2RGB
@@ -198,16 +201,52 @@ def _compressed_kind(fmt: str) -> str:
     raise ValueError(f"unsupported CompressedImage format {fmt!r} (jpeg or png)")
 
 
+def _decode_jpeg_cv2(data: np.ndarray, reduce: int) -> np.ndarray | None:
+    """OpenCV's libjpeg-turbo decode with DCT scaling, straight to RGB; None if cv2 is absent."""
+    cv2 = _cv2_mod
+    if cv2 is None:
+        return None
+    flag = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}[reduce] | cv2.IMREAD_IGNORE_ORIENTATION
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10 decodes to RGB directly
+    out = cv2.imdecode(data, flag | rgb_flag if rgb_flag is not None else flag)
+    if out is None:
+        raise ValueError(f"could not decode jpeg CompressedImage ({data.size} bytes)")
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    elif rgb_flag is None:
+        out = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return out
+
+
+def _decode_pil(data: np.ndarray, kind: str, reduce: int) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    try:
+        im = PILImage.open(io.BytesIO(data))
+        w, h = im.size
+        want = (-(-w // reduce), -(-h // reduce))  # ceil, as libjpeg's DCT scaling
+        if kind == "jpeg" and reduce > 1:
+            im.draft("RGB", (max(w // reduce, 1), max(h // reduce, 1)))  # PIL picks scale = w // this
+        if im.mode != "RGB":
+            im = im.convert("RGB")
+        if im.size != want:  # PNG, or a JPEG the decoder would not scale
+            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.BOX)
+        return np.asarray(im)
+    except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
+        raise ValueError(f"could not decode {kind} CompressedImage ({data.size} bytes): {exc}") from exc
+
+
 def compressed_to_rgb(msg: Any, *, reduce: int = 1) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png) -> (H, W, 3) uint8 RGB.
 
-    ``reduce`` in {1, 2, 4, 8} decodes JPEG at 1/reduce size through libjpeg's DCT scaling (PIL
-    draft mode): much cheaper than decoding full size and resizing. The result is
-    ceil(W/reduce) x ceil(H/reduce); scale the intrinsics with ``scale_intrinsics`` by the actual
-    output/input size ratio. PNG cannot decode reduced and is subsampled with a box filter.
+    ``reduce`` in {1, 2, 4, 8} decodes JPEG at 1/reduce size through libjpeg's DCT scaling
+    (OpenCV's reduced modes when cv2 is importable, else PIL's draft mode): cheaper than decoding
+    full size and resizing. The result is ceil(W/reduce) x ceil(H/reduce); scale the intrinsics with
+    ``scale_intrinsics`` by the output/input size ratio. PNG is decoded full size and box-reduced.
+    Both decoders release the GIL, so a thread pool decodes six views in parallel
+    (``compressed_to_rgb_many``).
     """
-    from PIL import Image as PILImage
-
     if reduce not in (1, 2, 4, 8):
         raise ValueError(f"reduce must be 1, 2, 4 or 8, got {reduce}")
     kind = _compressed_kind(msg.format)
@@ -222,20 +261,18 @@ def compressed_to_rgb(msg: Any, *, reduce: int = 1) -> np.ndarray:
             return np.ascontiguousarray(_bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         except Exception as exc:
             raise ValueError(f"cv_bridge could not decode {kind}: {exc}") from exc
-    try:
-        im = PILImage.open(io.BytesIO(data))
-        w, h = im.size
-        want = (-(-w // reduce), -(-h // reduce))  # ceil, as libjpeg's DCT scaling
-        if kind == "jpeg" and reduce > 1:
-            im.draft("RGB", (max(w // reduce, 1), max(h // reduce, 1)))  # PIL picks scale = w // this
-        if im.mode != "RGB":
-            im = im.convert("RGB")
-        if im.size != want:  # PNG, or a JPEG the decoder would not scale
-            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.BOX)
-        out = np.asarray(im)
-    except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
-        raise ValueError(f"could not decode {kind} CompressedImage ({data.size} bytes): {exc}") from exc
-    return out
+    if kind == "jpeg":
+        out = _decode_jpeg_cv2(data, reduce)
+        if out is not None:
+            return out
+    return _decode_pil(data, kind, reduce)
+
+
+def compressed_to_rgb_many(msgs: Sequence[Any], *, reduce: int = 1, executor: Any = None) -> list[np.ndarray]:
+    """Decode several CompressedImages, in parallel on ``executor`` (a concurrent.futures pool) if given."""
+    if executor is None:
+        return [compressed_to_rgb(m, reduce=reduce) for m in msgs]
+    return list(executor.map(lambda m: compressed_to_rgb(m, reduce=reduce), msgs))
 
 
 def rgb_to_compressed(

@@ -140,13 +140,24 @@ def test_image_seam_uses_cv_bridge_when_present(monkeypatch):
 
 def test_default_backends_are_builtin_here():
     b = cv.backends()
-    assert set(b) == {"image", "pointcloud2"}
+    assert set(b) == {"image", "pointcloud2", "jpeg_decoder"}
     if cv._cv_bridge_mod is None:
         assert b["image"] == "builtin"
 
 
 # ---------------------------------------------------------------------------- CompressedImage
-def test_jpeg_full_and_reduced():
+@pytest.fixture(params=["opencv", "pillow"])
+def jpeg_decoder(request, monkeypatch):
+    """Run a test with each JPEG decoder (OpenCV when importable, and the PIL fallback)."""
+    if request.param == "pillow":
+        monkeypatch.setattr(cv, "_cv2_mod", None)
+    elif cv._cv2_mod is None:
+        pytest.skip("cv2 not importable")
+    assert cv.backends()["jpeg_decoder"] == request.param
+    return request.param
+
+
+def test_jpeg_full_and_reduced(jpeg_decoder):
     rgb = _smooth_rgb(96, 160)
     msg = _roundtrip(cv.rgb_to_compressed(rgb, "cam", 3, "jpeg", quality=95))
     assert msg.format == "jpeg"
@@ -161,14 +172,14 @@ def test_jpeg_full_and_reduced():
         assert np.abs(red.astype(float) - ref).mean() < 4
 
 
-def test_jpeg_reduced_size_is_ceil():
+def test_jpeg_reduced_size_is_ceil(jpeg_decoder):
     rgb = _smooth_rgb(90, 161)
     msg = cv.rgb_to_compressed(rgb, fmt="jpeg")
     assert cv.compressed_to_rgb(msg, reduce=2).shape == (45, 81, 3)
     assert cv.compressed_to_rgb(msg, reduce=4).shape == (23, 41, 3)
 
 
-def test_image_transport_format_string_and_png():
+def test_image_transport_format_string_and_png(jpeg_decoder):
     rgb = _rgb(seed=4)
     png = cv.rgb_to_compressed(rgb, fmt="png")
     np.testing.assert_array_equal(cv.compressed_to_rgb(png), rgb)  # lossless
@@ -180,7 +191,7 @@ def test_image_transport_format_string_and_png():
     assert cv.compressed_to_rgb(jpg).shape == (90, 160, 3)
 
 
-def test_compressed_gray_jpeg_becomes_rgb():
+def test_compressed_gray_jpeg_becomes_rgb(jpeg_decoder):
     from PIL import Image as PILImage
 
     buf = io.BytesIO()
@@ -189,7 +200,23 @@ def test_compressed_gray_jpeg_becomes_rgb():
     assert out.shape == (16, 16, 3) and abs(int(out[8, 8, 0]) - 128) <= 2
 
 
-def test_compressed_errors():
+def test_decoders_agree_and_batch_decode():
+    from concurrent.futures import ThreadPoolExecutor
+
+    msgs = [cv.rgb_to_compressed(_smooth_rgb(96, 160) // (i + 1), fmt="jpeg") for i in range(4)]
+    serial = cv.compressed_to_rgb_many(msgs, reduce=2)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = cv.compressed_to_rgb_many(msgs, reduce=2, executor=pool)
+    assert len(parallel) == 4
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+    if cv._cv2_mod is not None:
+        pil = cv._decode_pil(cv._as_u8(msgs[0].data), "jpeg", 2)
+        assert pil.shape == serial[0].shape
+        assert np.abs(pil.astype(int) - serial[0]).mean() < 2  # same libjpeg, same scaling
+
+
+def test_compressed_errors(jpeg_decoder):
     with pytest.raises(ValueError, match="unsupported CompressedImage format"):
         cv.compressed_to_rgb(SimpleNamespace(format="tiff", data=b"xx"))
     with pytest.raises(ValueError, match="could not decode"):
