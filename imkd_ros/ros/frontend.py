@@ -1,0 +1,192 @@
+"""The sensor front end shared by the live node and the offline replay.
+
+It takes sensor messages (rclpy messages live, rosbags messages offline: the conversions are
+duck-typed) and turns them into detections: sync policy -> decode -> DetectorPipeline. It holds no
+rclpy object, so `imkd replay` runs exactly this code on a recording, and what is validated offline
+is what runs on the car. The node adds only subscriptions, a worker thread and publishers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from imkd_ros.constants import CAMERA_NAMES, RADAR_PCD_FIELDS
+from imkd_ros.pipeline import (
+    CameraInput,
+    DetectorPipeline,
+    FrameDetector,
+    KeyframeInput,
+    PipelineConfig,
+    PipelineResult,
+    RadarSweepPoints,
+)
+from imkd_ros.pipeline.radar import radar_point_filter
+from imkd_ros.ros import convert
+from imkd_ros.ros.params import NodeParams
+from imkd_ros.sync import SyncConfig, SyncedKeyframe, SyncPolicy
+
+_F = {name: i for i, name in enumerate(RADAR_PCD_FIELDS)}
+
+
+def radar_sweep_from_cloud(points: np.ndarray, frame_id: str, stamp_ns: int) -> RadarSweepPoints:
+    """(N, 18) nuScenes radar fields -> the pipeline's sweep (the same point filter as training)."""
+    p = points[radar_point_filter(points)]
+    return RadarSweepPoints(frame_id, stamp_ns, p[:, 0:3].astype(np.float64), p[:, _F["rcs"]],
+                            p[:, [_F["vx_comp"], _F["vy_comp"]]])
+
+
+def sync_config(p: NodeParams) -> SyncConfig:
+    ms = 1_000_000
+    return SyncConfig(
+        max_spread_ns=int(p.sync_spread_ms * ms),
+        camera_timeout_ns=int(p.camera_timeout_ms * ms),
+        radar_window_ns=int(p.radar_window_ms * ms),
+        radar_max_sweeps=p.radar_max_sweeps,
+        radar_names=tuple(p.radar_topics),
+        min_interval_ns=int(1e9 / p.keyframe_rate_hz) if p.keyframe_rate_hz > 0 else 0,
+    )
+
+
+@dataclass
+class KeyframeOutput:
+    result: PipelineResult
+    keyframe: SyncedKeyframe
+    stages_ms: dict[str, float]  # decode, prepare, model stages, postprocess, pipeline_total
+
+
+class DetectionFrontend:
+    """Messages in, detections out; thread-safe where the node needs it (sync has its own lock)."""
+
+    def __init__(self, params: NodeParams, detector: FrameDetector,
+                 warn: Callable[[str], None] | None = None) -> None:
+        p = self.p = params
+        self.detector = detector
+        self.decode_reduce = int(getattr(detector, "decode_reduce", 1))
+        self.pipeline = DetectorPipeline(
+            detector, PipelineConfig(p.base_frame, p.odom_frame, p.output_frame, p.score_threshold, p.max_detections)
+        )
+        self.sync = SyncPolicy(sync_config(p))
+        self.camera_info: list[convert.CameraIntrinsics | None] = [None] * len(CAMERA_NAMES)
+        self.counters: Counter[str] = Counter()
+        self.rx: Counter[str] = Counter()
+        self._warn = warn or (lambda text: None)
+        self._last_resets = 0
+        if p.calibration_source == "yaml":
+            self.load_calibration_yaml(p.calibration_file)
+
+    # -- inputs (cheap: called from executor callbacks) ----------------------------------------
+    def on_camera(self, i: int, msg: Any) -> None:
+        self.rx[self.p.camera_topics[i]] += 1
+        stamp = convert.time_to_ns(msg.header.stamp)
+        if stamp <= 0:
+            self.bad("camera_zero_stamp", f"{self.p.camera_topics[i]}: zero stamp")
+            return
+        self.sync.push_camera(i, stamp, msg)
+
+    def on_camera_info(self, i: int, msg: Any) -> None:
+        self.rx[self.p.camera_info_topics[i]] += 1
+        try:
+            info = convert.camera_info_to_intrinsics(msg)
+        except ValueError as exc:
+            self.bad("camera_info_invalid", f"{self.p.camera_info_topics[i]}: {exc}")
+            return
+        old = self.camera_info[i]
+        if old is None or old.size != info.size or not np.allclose(old.K, info.K):
+            self.camera_info[i] = info  # the model's geometry cache keys on the resulting calibration
+
+    def on_radar(self, topic: str, msg: Any) -> None:
+        self.rx[topic] += 1
+        stamp = convert.time_to_ns(msg.header.stamp)
+        if stamp <= 0:
+            self.bad("radar_zero_stamp", f"{topic}: zero stamp")
+            return
+        self.sync.push_radar(topic, stamp, msg)
+
+    def on_tf(self, msg: Any, static: bool) -> None:
+        if static and self.p.calibration_source == "yaml":
+            return  # the YAML calibration wins; /tf_static is ignored on purpose
+        for t in msg.transforms:
+            try:
+                m = convert.transform_to_matrix(t)
+                if not np.isfinite(m).all():
+                    raise ValueError("non-finite transform")
+            except ValueError as exc:
+                self.bad("tf_invalid", f"{t.header.frame_id} <- {t.child_frame_id}: {exc}")
+                continue
+            self.pipeline.tf.set_transform(t.header.frame_id.lstrip("/"), t.child_frame_id.lstrip("/"), m,
+                                           convert.time_to_ns(t.header.stamp), static=static)
+
+    def poll(self, now_ns: int) -> list[SyncedKeyframe]:
+        """Keyframes the sync policy has finished at `now_ns` (ROS or bag time)."""
+        ready = self.sync.poll(now_ns)
+        self._check_reset()
+        return ready
+
+    def flush(self) -> list[SyncedKeyframe]:
+        return self.sync.flush()
+
+    def _check_reset(self) -> None:
+        resets = self.sync.stats()["resets"]
+        if resets != self._last_resets:  # time jumped back (bag loop): forget the old ego motion
+            self._last_resets = resets
+            self.pipeline.tf.clear_dynamic()
+            self.counters["time_resets"] += 1
+            self._warn("time jumped backwards: sync buffers and ego-motion history reset")
+
+    def bad(self, key: str, text: str) -> None:
+        self.counters["bad_messages"] += 1
+        self.counters[key] += 1
+        self._warn(f"dropped bad input ({key}): {text}")
+
+    # -- one keyframe (worker thread) ------------------------------------------------------------
+    def _decode(self, i: int, msg: Any) -> CameraInput | None:
+        try:
+            if hasattr(msg, "format"):
+                img = convert.compressed_to_rgb(msg, reduce=self.decode_reduce)
+            else:
+                img = convert.image_to_rgb(msg)
+                if self.decode_reduce > 1:  # raw images: subsample (no decode cost to save)
+                    img = img[:: self.decode_reduce, :: self.decode_reduce]
+        except ValueError as exc:
+            self.bad("camera_image_invalid", f"{self.p.camera_topics[i]}: {exc}")
+            return None
+        info = self.camera_info[i]
+        frame_id = msg.header.frame_id.lstrip("/") or CAMERA_NAMES[i].lower()
+        return CameraInput(img, convert.time_to_ns(msg.header.stamp), frame_id,
+                           None if info is None else info.K, None if info is None else info.size)
+
+    def process(self, kf: SyncedKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
+        """Decode, run the pipeline; None (counted, warned) when the keyframe cannot be used."""
+        t0 = time.perf_counter()
+        cams = [None if m is None else self._decode(i, m) for i, m in enumerate(kf.camera_payloads)]
+        sweeps = []
+        for s in kf.radar:
+            try:
+                read = convert.pointcloud2_to_radar(s.payload)
+            except ValueError as exc:
+                self.bad("radar_cloud_invalid", f"{s.name}: {exc}")
+                continue
+            self.counters["radar_points_nonfinite"] += read.dropped
+            sweeps.append(radar_sweep_from_cloud(read.points, s.payload.header.frame_id.lstrip("/"), s.stamp_ns))
+        t1 = time.perf_counter()
+        try:
+            result = self.pipeline.process(KeyframeInput(kf.stamp_ns, cams, sweeps), keep_frame=keep_frame)
+        except ValueError as exc:  # e.g. no usable camera view
+            self.counters["keyframes_skipped"] += 1
+            self._warn(f"keyframe {kf.stamp_ns} skipped: {exc}")
+            return None
+        self.counters["keyframes_processed"] += 1
+        return KeyframeOutput(result, kf, {"decode": (t1 - t0) * 1e3, **result.timings_ms})
+
+    def load_calibration_yaml(self, path: str) -> None:
+        from imkd_ros.rig.rig import Rig
+
+        rig = Rig.from_yaml(path)
+        for spec in [*rig.cameras, *rig.radars]:
+            self.pipeline.tf.set_transform(self.p.base_frame, spec.name.lower(), spec.to_ego.matrix(), static=True)
