@@ -12,7 +12,8 @@ How a keyframe forms:
    missing camera has already delivered a *newer* image that cannot fit the set (clock-free, data
    driven), or when ``now - first stamp >= camera_timeout_ns``. Missing views are reported and
    their payload is ``None`` (the model masks them). Sets with fewer than ``min_cameras`` are dropped.
-3. The rate limiter keeps every ``emit_every_n``-th final set and at most one per ``min_interval_ns``.
+3. The rate limiter keeps every ``emit_every_n``-th final set and at most one per ``min_interval_ns``
+   (less a jitter tolerance), e.g. 2 Hz keyframes out of 12 Hz camera cycles.
 4. A kept set waits (at most ``radar_wait_ns`` past its stamp) until every expected radar has a
    sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per radar in
    ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
@@ -90,10 +91,12 @@ class SyncConfig:
     max_radars: int = 16
     # Hold a keyframe until every expected radar reached its stamp, at most this long past it.
     radar_wait_ns: int = 0
-    # Rate limiter: keep every n-th final set, and at most one per min_interval_ns of stamp
-    # (set it slightly below the period, e.g. 450 ms for 2 Hz, to absorb jitter).
+    # Rate limiter: keep every n-th final set, and at most one per min_interval_ns of stamp (e.g.
+    # 500 ms for 2 Hz keyframes). Stamp jitter is absorbed by min_interval_tolerance_ns: a set is
+    # kept once stamp - last kept >= min_interval - tolerance (keep tolerance < half a camera period).
     emit_every_n: int = 1
     min_interval_ns: int = 0
+    min_interval_tolerance_ns: int = 20_000_000
     # A stamp this far behind the same sensor's last stamp (or now behind the last now) = bag loop.
     backward_jump_ns: int = 1_000_000_000
     # Bounds.
@@ -111,7 +114,7 @@ class SyncConfig:
         if not 1 <= self.min_cameras <= self.num_cameras:
             raise ValueError(f"min_cameras must be in 1..{self.num_cameras}")
         for name in ("max_spread_ns", "camera_timeout_ns", "radar_window_ns", "radar_after_ns",
-                     "radar_wait_ns", "min_interval_ns"):
+                     "radar_wait_ns", "min_interval_ns", "min_interval_tolerance_ns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("radar_max_sweeps", "emit_every_n", "max_pending_sets", "max_waiting",
@@ -386,7 +389,8 @@ class SyncPolicy:
         if (self._final_count - 1) % cfg.emit_every_n != 0:
             return False
         last = self._last_kept_stamp
-        if cfg.min_interval_ns and last is not None and stamp - last < cfg.min_interval_ns:
+        min_gap = cfg.min_interval_ns - cfg.min_interval_tolerance_ns
+        if cfg.min_interval_ns and last is not None and stamp - last < min_gap:
             return False
         self._last_kept_stamp = stamp
         return True

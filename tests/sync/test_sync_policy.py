@@ -361,8 +361,10 @@ def test_emit_every_n():
     assert pol.stats()["rate_limited"] == 20
 
 
-def test_min_interval_2hz_with_jitter():
-    cfg = SyncConfig(min_interval_ns=450 * MS)
+@pytest.mark.parametrize("interval_ms", [450, 500])
+def test_min_interval_2hz_with_jitter(interval_ms):
+    """2 Hz out of 12 Hz cycles: exactly every 6th cycle is kept despite +-3 ms stamp jitter."""
+    cfg = SyncConfig(min_interval_ns=interval_ms * MS)
     pol = SyncPolicy(cfg)
     rng = random.Random(1)
     t = 10**12
@@ -374,8 +376,25 @@ def test_min_interval_2hz_with_jitter():
         kfs += pol.poll(base + 60 * MS)
         t += CAM_PERIOD
     gaps = [b.stamp_ns - a.stamp_ns for a, b in zip(kfs, kfs[1:])]
-    assert all(450 * MS <= g <= 6 * CAM_PERIOD + 6 * MS for g in gaps)
-    assert 9 <= len(kfs) <= 10
+    assert all(6 * CAM_PERIOD - 6 * MS <= g <= 6 * CAM_PERIOD + 6 * MS for g in gaps), gaps
+    assert len(kfs) == 10
+    assert pol.stats()["rate_limited"] == 50
+
+
+def test_min_interval_without_tolerance_skips_jittered_cycles():
+    """The tolerance is what keeps 2 Hz at 2 Hz: without it, early-jittered cycles slip to the 7th."""
+    cfg = SyncConfig(min_interval_ns=500 * MS, min_interval_tolerance_ns=0)
+    pol = SyncPolicy(cfg)
+    kfs: list[SyncedKeyframe] = []
+    t = 10**12
+    for cycle in range(60):
+        base = t + (-2 * MS if cycle % 6 == 0 and cycle else 0)  # every 6th cycle fires 2 ms early
+        for cam in range(6):
+            pol.push_camera(cam, base + cam * STAGGER, cam)
+        kfs += pol.poll(base + 60 * MS)
+        t += CAM_PERIOD
+    gaps = {b.stamp_ns - a.stamp_ns for a, b in zip(kfs, kfs[1:])}
+    assert 7 * CAM_PERIOD in gaps or 7 * CAM_PERIOD - 2 * MS in gaps
 
 
 # ---------------------------------------------------------------------------- radar wait
