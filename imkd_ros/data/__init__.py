@@ -1,0 +1,1 @@
+"""nuScenes-format data: the dataset reader, the rosbag2 converter and `imkd data` commands."""
