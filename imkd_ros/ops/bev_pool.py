@@ -7,7 +7,8 @@ kernel / plugin (imkd_ros/ops/csrc, imkd_ros/export) while the CPU path stays pu
 
 The CPU kernel never materialises the (P, C) lifted point features. The precomputed geometry
 is a sparse matrix S (cells x feature pixels) whose entries are depth probabilities, so the
-pooling is one CSR sparse-dense matmul ``S @ feat``; the feature gradient is ``S^T @ grad``.
+pooling is one CSR sparse-dense matmul ``S @ feat``; the feature gradient is ``S^T @ grad`` and
+the depth gradient a sampled dense-dense matmul of grad and feat on S's sparsity pattern.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import warnings
 
 import torch
 from torch import Tensor
-
-_GRAD_DEPTH_CHUNK = 1 << 16  # points per chunk when reducing the depth gradient (bounds memory)
 
 
 def bev_pool_naive(
@@ -65,6 +64,15 @@ def _csr_mm(crow: Tensor, col: Tensor, vals: Tensor, shape: tuple[int, int], den
         warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
         mat = torch.sparse_csr_tensor(crow, col, vals, size=shape, check_invariants=False)
         return torch.sparse.mm(mat, dense)
+
+
+def _csr_sddmm(crow: Tensor, col: Tensor, vals: Tensor, shape: tuple[int, int], left: Tensor,
+               right: Tensor) -> Tensor:
+    """Per stored entry (i, j) of the CSR pattern: <left[i], right[j]>, in storage order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        mat = torch.sparse_csr_tensor(crow, col, vals, size=shape, check_invariants=False)
+        return torch.sparse.sampled_addmm(mat, left, right.t(), beta=0.0).values()
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -137,16 +145,15 @@ def bev_pool_backward(
     grad_depth = torch.zeros_like(depth_flat)
     grad_feat = torch.zeros_like(feat2d)
     if rd.numel():
-        # d depth[rd_i] = <grad[rb_i], feat[rf_i]>, chunked so (chunk, C) stays small.
-        for s in range(0, rd.numel(), _GRAD_DEPTH_CHUNK):
-            sl = slice(s, s + _GRAD_DEPTH_CHUNK)
-            dots = (g2d[rb[sl]] * feat2d[rf[sl]]).sum(1)
-            grad_depth.index_add_(0, rd[sl], dots)
+        cells = g2d.shape[0]
+        crow = _crow_from_counts(torch.bincount(rb, minlength=cells))
+        # d depth[rd_i] = <grad[rb_i], feat[rf_i]>: a sampled dense-dense matmul on S's pattern
+        dots = _csr_sddmm(crow, rf, depth_flat[rd], (cells, feat2d.shape[0]), g2d, feat2d)
+        grad_depth.index_add_(0, rd, dots)
         # d feat = S^T @ grad: CSR with rows = feature pixels.
-        order = torch.argsort(rf, stable=True)
-        crow = _crow_from_counts(torch.bincount(rf, minlength=feat2d.shape[0]))
-        grad_feat = _csr_mm(crow, rb[order], depth_flat[rd[order]],
-                            (feat2d.shape[0], g2d.shape[0]), g2d)
+        order = torch.argsort(rf)
+        crow_t = _crow_from_counts(torch.bincount(rf, minlength=feat2d.shape[0]))
+        grad_feat = _csr_mm(crow_t, rb[order], depth_flat[rd[order]], (feat2d.shape[0], cells), g2d)
     return grad_depth.to(depth.dtype).view_as(depth), grad_feat.to(feat.dtype).view_as(feat)
 
 

@@ -1,0 +1,72 @@
+"""Per-stage forward latency of the student (batch 1, eval, no grad, precomputed geometry).
+
+Stages: backbone (ResNet + neck), depth (radar prior + depth net), pooling (imkd::bev_pool),
+radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Prints figures; not a test.
+
+    .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from imkd_ros.model import Preprocessor, Student, load_config
+from imkd_ros.model.imkd import STAGES
+from imkd_ros.model.synthetic import random_frame
+
+
+def bench(name: str, iters: int) -> None:
+    cfg = load_config(name)
+    frame = random_frame(0, raw_hw=(450, 800), num_boxes=8)
+    pre = Preprocessor(cfg)
+    t0 = time.perf_counter()
+    batch = pre([frame], targets=False)
+    t_pre = time.perf_counter() - t0
+    model = Student(cfg).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        geo = model.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
+        t_geo = time.perf_counter() - t0
+        for _ in range(2):
+            model(batch, geo)
+        per_stage = {s: [] for s in STAGES}
+        totals, decode = [], []
+        for _ in range(iters):
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            out = model(batch, geo, timings=timings)
+            totals.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.decode(out)
+            decode.append(time.perf_counter() - t0)
+            for s in STAGES:
+                per_stage[s].append(timings[s])
+    med = statistics.median
+    print(f"\n== {name}: image {cfg.image.height}x{cfg.image.width} x{cfg.num_cameras}, "
+          f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}")
+    print(f"   preprocess (1 frame, raw 450x800): {t_pre * 1e3:.1f} ms; geometry (once per calib): "
+          f"{t_geo * 1e3:.1f} ms, {geo.num_points} points")
+    for s in STAGES:
+        print(f"   {s:9s} {med(per_stage[s]) * 1e3:8.1f} ms")
+    total = med(totals)
+    print(f"   forward   {total * 1e3:8.1f} ms  ({1 / total:.1f} frames/s); decode {med(decode) * 1e3:.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--configs", nargs="+", default=["cpu", "paper"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=10)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    for name in args.configs:
+        bench(name, args.iters if name != "paper" else max(2, args.iters // 3))
+
+
+if __name__ == "__main__":
+    main()
