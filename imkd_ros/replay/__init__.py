@@ -1,0 +1,1 @@
+"""Offline validation: replay a rosbag2 recording through the node's own front end."""
