@@ -312,6 +312,7 @@ class SyncPolicy:
         self._last_now: int | None = None
         self._final_count = 0
         self._last_kept_stamp: int | None = None
+        self._emit_floor: int | None = None  # last emitted stamp since the last reset (radar pruning)
 
     def _reset_locked(self) -> None:
         self._clear()
@@ -448,7 +449,7 @@ class SyncPolicy:
         )
         self._seq += 1
         self._last_skew_ns = kf.skew_ns
-        self._last_emit_stamp = f.stamp
+        self._last_emit_stamp = self._emit_floor = f.stamp
         c = self._counters
         c["keyframes_emitted"] += 1
         c["keyframes_complete" if kf.complete else "keyframes_partial"] += 1
@@ -456,7 +457,7 @@ class SyncPolicy:
 
     def _prune_radar(self) -> None:
         """Drop sweeps no future keyframe can use (older than the oldest stamp still to come)."""
-        floor: int | None = self._last_emit_stamp
+        floor: int | None = self._emit_floor
         for cand in [f.stamp for f in self._waiting] + [s.lo for s in self._pending]:
             floor = cand if floor is None else min(floor, cand)
         if floor is None:

@@ -318,17 +318,41 @@ def test_unknown_radar_dropped_and_any_radar_mode():
 def test_backward_jump_resets_buffers():
     cfg = SyncConfig()
     pol = SyncPolicy(cfg)
-    events = rig_events(1 * 10**9)
+    events = rig_events(2 * 10**9)  # longer than backward_jump_ns, so the first message detects the loop
     first = run(pol, events)
-    assert len(first) == 12
-    # The bag loops: the same stamps again (10 s behind where we are).
+    assert len(first) == 24
+    # The bag loops: the same stamps again.
     looped = run(pol, events)
-    assert pol.stats()["resets"] >= 1
-    assert len(looped) == 12 and all(k.complete for k in looped)
+    assert pol.stats()["resets"] == 1
+    assert pol.stats()["camera_out_of_order"] == pol.stats()["radar_out_of_order"] == 0
+    assert len(looped) == 24 and all(k.complete for k in looped)
     check_keyframe_invariants(looped, cfg)
-    # No radar sweep from "the future" (the first pass) leaked into the looped keyframes.
+    # No radar sweep from "the future" (the first pass) leaked into the looped keyframes, and none
+    # of the new pass was lost: the second pass matches the first one exactly.
     for k in looped:
         assert all(s.stamp_ns <= k.stamp_ns for s in k.radar)
+    assert [(k.stamp_ns, k.camera_stamps_ns, [(s.name, s.stamp_ns) for s in k.radar]) for k in looped] == [
+        (k.stamp_ns, k.camera_stamps_ns, [(s.name, s.stamp_ns) for s in k.radar]) for k in first
+    ]
+
+
+def test_loop_with_radar_first_keeps_radar_history():
+    """After a loop, radar arriving (and polls happening) before any camera must not be pruned away."""
+    cfg = SyncConfig(radar_max_sweeps=6)
+    pol = SyncPolicy(cfg)
+    run(pol, rig_events(2 * 10**9, t0=50 * 10**9))
+    events = rig_events(1 * 10**9, t0=10 * 10**9)  # the loop: 40 s earlier
+    radar = [e for e in events if e.kind == "radar"]
+    cams = [e for e in events if e.kind == "cam"]
+    for e in radar:
+        pol.push_radar(e.sensor, e.stamp, ("radar", e.sensor, e.stamp))
+        pol.poll(e.arrival)
+    for e in cams:
+        pol.push_camera(e.sensor, e.stamp, ("img", e.sensor, e.stamp))
+    kfs = pol.poll(cams[-1].arrival + 10**9)
+    assert pol.stats()["resets"] == 1
+    last = kfs[-1]
+    assert len(last.radar) == 5 * 6  # full history per radar
 
 
 def test_backward_now_resets():
