@@ -1,0 +1,137 @@
+"""nuScenes scene -> rosbag2: read back with rosbags; counts, stamps, layouts, images, GT = reader."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from rosbags.rosbag2 import Reader
+
+from imkd_ros.bag import make_typestore
+from imkd_ros.constants import CAMERA_NAMES, CLASSES, RADAR_NAMES, RADAR_PCD_FIELDS
+from imkd_ros.data.bag_writer import BagOptions, scene_sample_data, write_scene_bag
+from imkd_ros.data.nuscenes_reader import NuScenesReader
+from imkd_ros.data.pcd import read_pcd
+
+from .nusc_fixture import RADAR_SIZES, RADAR_TYPES, SCENE
+
+# PointField datatypes by PCD type/size.
+_PF = {("F", 4): 7, ("I", 1): 1, ("I", 2): 3, ("I", 4): 5}
+
+
+def _read_all(path: Path):
+    store = make_typestore()
+    out: dict[str, list] = {}
+    log_times: list[int] = []
+    qos: dict[str, list] = {}
+    with Reader(path) as bag:
+        for c in bag.connections:
+            qos[c.topic] = c.ext.offered_qos_profiles
+        for conn, t, raw in bag.messages():
+            out.setdefault(conn.topic, []).append((t, store.deserialize_cdr(raw, conn.msgtype)))
+            log_times.append(t)
+    return out, log_times, qos
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_scene_to_bag_round_trip(fixture_root: Path, fixture_version: str, tmp_path: Path, storage: str) -> None:
+    reader = NuScenesReader(fixture_root, fixture_version)
+    out = tmp_path / f"bag_{storage}"
+    summary = write_scene_bag(fixture_root, fixture_version, SCENE, out, BagOptions(storage=storage), reader=reader)
+    assert (out / "metadata.yaml").is_file()
+    msgs, log_times, qos = _read_all(out)
+    assert log_times == sorted(log_times), "messages are written in time order"
+    assert {t: len(v) for t, v in msgs.items()} == summary.counts
+
+    chains = scene_sample_data(reader, reader.scene_by_name(SCENE))
+    nusc = reader.nusc
+    # Every camera sweep (12 Hz), not only keyframes, with its own stamp.
+    for cam in CAMERA_NAMES:
+        topic = f"/{cam.lower()}/image_raw/compressed"
+        stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in msgs[topic]]
+        assert stamps == [sd["timestamp"] * 1000 for sd in chains[cam]]
+        assert len(stamps) > 3 * len(reader.scene_sample_tokens(SCENE))
+        assert {m.header.frame_id for _, m in msgs[topic]} == {cam.lower()}
+        infos = msgs[f"/{cam.lower()}/camera_info"]
+        assert len(infos) == len(stamps)
+        info = infos[0][1]
+        k = np.array(nusc.get("calibrated_sensor", chains[cam][0]["calibrated_sensor_token"])["camera_intrinsic"])
+        np.testing.assert_allclose(info.k.reshape(3, 3), k)
+        np.testing.assert_allclose(info.p.reshape(3, 4)[:, :3], k)
+        assert (info.width, info.height, info.distortion_model) == (160, 96, "plumb_bob")
+        assert np.all(info.d == 0)
+    # A decoded image equals the JPEG on disk, bytes and pixels.
+    _, img_msg = msgs["/cam_back/image_raw/compressed"][2]
+    on_disk = (fixture_root / chains["CAM_BACK"][2]["filename"]).read_bytes()
+    assert img_msg.format == "jpeg" and bytes(img_msg.data) == on_disk
+    rgb = np.asarray(Image.open(io.BytesIO(bytes(img_msg.data))).convert("RGB"))
+    assert rgb.shape == (96, 160, 3) and abs(float(rgb[..., 2].mean()) - 3 * 40) < 3
+
+    # Radar: all 18 fields in their native types and offsets, records as stored, radar frame.
+    for radar in RADAR_NAMES:
+        topic = f"/{radar.lower()}/points"
+        assert len(msgs[topic]) == len(chains[radar])
+        _, cloud = msgs[topic][0]
+        assert cloud.header.frame_id == radar.lower()
+        assert [f.name for f in cloud.fields] == list(RADAR_PCD_FIELDS)
+        assert [f.datatype for f in cloud.fields] == [_PF[t, s] for t, s in zip(RADAR_TYPES, RADAR_SIZES)]
+        assert [f.offset for f in cloud.fields] == list(np.cumsum((0, *RADAR_SIZES[:-1])))
+        assert cloud.point_step == sum(RADAR_SIZES) and cloud.row_step == cloud.point_step * cloud.width
+        pcd = read_pcd(fixture_root / chains[radar][0]["filename"])
+        assert bytes(cloud.data) == pcd.raw and cloud.width == len(pcd.points)
+    # LiDAR: x, y, z, intensity (float32) and ring (uint16).
+    _, lidar = msgs["/lidar_top/points"][0]
+    assert [(f.name, f.datatype, f.offset) for f in lidar.fields] == [
+        ("x", 7, 0), ("y", 7, 4), ("z", 7, 8), ("intensity", 7, 12), ("ring", 4, 16)]
+    assert lidar.width == 400 and lidar.header.frame_id == "lidar_top"
+    assert len(msgs["/lidar_top/points"]) == len(chains["LIDAR_TOP"])
+
+    # /tf: one odom -> base_link per distinct ego pose, time-ordered; /tf_static latched, 12 sensors.
+    tf_stamps = [t for t, _ in msgs["/tf"]]
+    assert tf_stamps == sorted(tf_stamps)
+    n_poses = len({sd["ego_pose_token"] for chain in chains.values() for sd in chain})
+    assert len(tf_stamps) == n_poses
+    tf = msgs["/tf"][0][1].transforms[0]
+    assert (tf.header.frame_id, tf.child_frame_id) == ("odom", "base_link")
+    (static,) = msgs["/tf_static"]
+    assert static[0] == log_times[0]
+    children = {t.child_frame_id for t in static[1].transforms}
+    assert children == {c.lower() for c in (*CAMERA_NAMES, *RADAR_NAMES, "LIDAR_TOP")}
+    assert all(t.header.frame_id == "base_link" for t in static[1].transforms)
+    assert qos["/tf_static"][0].durability.name == "TRANSIENT_LOCAL"
+    cam_tf = next(t for t in static[1].transforms if t.child_frame_id == "cam_front")
+    cs = nusc.get("calibrated_sensor", chains["CAM_FRONT"][0]["calibrated_sensor_token"])
+    q = cam_tf.transform.rotation
+    np.testing.assert_allclose([q.w, q.x, q.y, q.z], cs["rotation"], atol=1e-9)
+
+    # Ground truth at keyframes: equals the reader's boxes.
+    tokens = reader.scene_sample_tokens(SCENE)
+    assert len(msgs["/ground_truth/detections"]) == len(msgs["/ground_truth/objects"]) == len(tokens)
+    for token, (t_det, det), (_, obj) in zip(tokens, msgs["/ground_truth/detections"], msgs["/ground_truth/objects"]):
+        frame_gt, instances = reader.gt_boxes(token)
+        assert t_det == nusc.get("sample", token)["timestamp"] * 1000
+        assert det.header.frame_id == obj.header.frame_id == "base_link"
+        assert len(det.detections) == len(obj.objects) == len(frame_gt) > 0
+        for i, (d, o) in enumerate(zip(det.detections, obj.objects)):
+            c = d.bbox.center
+            np.testing.assert_allclose([c.position.x, c.position.y, c.position.z], frame_gt.center[i], atol=1e-5)
+            np.testing.assert_allclose([d.bbox.size.x, d.bbox.size.y, d.bbox.size.z], frame_gt.size[i][[1, 0, 2]],
+                                       atol=1e-6)
+            yaw = 2 * np.arctan2(c.orientation.z, c.orientation.w)
+            assert np.cos(yaw - frame_gt.yaw[i]) == pytest.approx(1.0, abs=1e-9)
+            assert d.results[0].hypothesis.class_id == CLASSES[frame_gt.labels[i]] == o.class_name
+            assert d.id == instances[i]
+            assert o.class_id == frame_gt.labels[i] and o.track_id == frame_gt.track_ids[i]
+            np.testing.assert_allclose([o.width, o.length, o.height], frame_gt.size[i], atol=1e-6)
+            np.testing.assert_allclose([o.vx, o.vy], frame_gt.velocity[i], atol=1e-5)
+            assert o.yaw == pytest.approx(float(frame_gt.yaw[i]), abs=1e-6)
+
+
+def test_refuses_to_overwrite(fixture_root: Path, fixture_version: str, tmp_path: Path) -> None:
+    target = tmp_path / "x"
+    target.mkdir()
+    with pytest.raises(FileExistsError):
+        write_scene_bag(fixture_root, fixture_version, SCENE, target, BagOptions(lidar=False))
