@@ -44,13 +44,14 @@ def require_tensorrt() -> str:
     Callers then ``import tensorrt as trt`` themselves so mypy checks their calls against the
     tensorrt stubs (a module returned from a helper would be typed Any).
     """
+    hint = ("pip install tensorrt-cu12 / tensorrt-cu13 from NVIDIA's index, or use JetPack's "
+            "python3-libnvinfer")
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise ImportError(
-            "TensorRT is not installed (pip install tensorrt-cu12 / tensorrt-cu13 from NVIDIA's "
-            f"index, or use JetPack's python3-libnvinfer): {exc}"
-        ) from exc
+        raise ImportError(f"TensorRT is not installed ({hint}): {exc}") from exc
+    if not hasattr(trt, "Builder"):  # e.g. only tensorrt-stubs: a namespace package, no library
+        raise ImportError(f"TensorRT is not installed ({hint}): `tensorrt` has no runtime (stubs only?)")
     return str(trt.__version__)
 
 

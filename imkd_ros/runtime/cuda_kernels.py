@@ -186,6 +186,8 @@ def register_cuda_kernels(verbose: bool = False) -> None:
 
     def _forward(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts,
                  interval_lengths, batch, bev_h, bev_w):
+        if depth.dtype != feat.dtype:  # e.g. autocast: softmax in fp32, context in fp16
+            depth = depth.to(feat.dtype)
         return ext.forward(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts,
                            interval_lengths, batch, bev_h, bev_w, DENSE_FORWARD)
 
@@ -194,7 +196,7 @@ def register_cuda_kernels(verbose: bool = False) -> None:
         if not intervals_cover_all_points(interval_starts, interval_lengths, ranks_bev.numel()):
             raise ValueError("imkd::bev_pool CUDA backward expects intervals tiling all points")
         order, starts, lengths = feat_grad_plan(ranks_feat)
-        gd, gf = ext.backward(grad_out, depth, feat, ranks_depth, ranks_feat, ranks_bev, order,
+        gd, gf = ext.backward(grad_out, depth.to(feat.dtype), feat, ranks_depth, ranks_feat, ranks_bev, order,
                               starts, lengths)
         return gd.to(depth.dtype), gf.to(feat.dtype)
 

@@ -1,0 +1,166 @@
+"""One interface for every inference backend, and the detector the node and the replay run.
+
+A ``Backend`` runs the student's network: ``load(student)`` once, then ``infer(StudentInputs)``
+(batched model tensors + the calibration's ``BevPoolGeometry``) -> CenterHead outputs. The
+``Detector`` around it does what is the same for every backend: Frame -> preprocessing ->
+geometry (cached per calibration) -> backend -> box decoding, with per-stage timings; it is the
+``FrameDetector`` that imkd_ros.pipeline expects.
+
+``select_backend("auto" | "tensorrt" | "torch-cuda" | "torch-cpu")`` returns a backend and the
+reason for the choice (for the log); asking for an unavailable backend raises
+``BackendUnavailableError`` naming what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from imkd_ros.export.student import StudentInputs
+from imkd_ros.types import Boxes, Frame
+
+if TYPE_CHECKING:
+    from imkd_ros.model.imkd import Student
+
+log = logging.getLogger(__name__)
+
+BACKEND_NAMES = ("tensorrt", "torch-cuda", "torch-cpu")
+NUSCENES_IMAGE_WIDTH = 1600  # raw camera width assumed for the JPEG decode reduction hint
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here; the message says what is missing."""
+
+
+HeadOutputs = list[dict[str, Tensor]]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Runs the student network. ``infer`` returns CenterHead outputs (one dict per task)."""
+
+    name: str
+    precision: str
+
+    def load(self, student: Student) -> None:
+        """Take the (CPU, eval-mode) student; build/convert whatever the backend runs."""
+        ...
+
+    def infer(self, inputs: StudentInputs) -> HeadOutputs:
+        """Batched model inputs + geometry -> head outputs (tensors on any device)."""
+        ...
+
+
+class Detector:
+    """Frame -> Boxes through a Backend (implements imkd_ros.pipeline's FrameDetector)."""
+
+    def __init__(self, student: Student, backend: Backend, reason: str = "") -> None:
+        from imkd_ros.model.preprocess import Preprocessor
+
+        self.student = student.eval()
+        self.cfg = student.cfg
+        self.backend = backend
+        self.reason = reason
+        self.preprocess = Preprocessor(self.cfg, train=False)
+        backend.load(self.student)
+        self.name = backend.name
+
+    @property
+    def decode_reduce(self) -> int:
+        """JPEG decode reduction (1, 2, 4, 8) that still leaves the network input width."""
+        reduce = 1
+        while reduce < 8 and NUSCENES_IMAGE_WIDTH // (reduce * 2) >= self.cfg.image.width:
+            reduce *= 2
+        return reduce
+
+    def inputs(self, frames: list[Frame]) -> StudentInputs:
+        batch = self.preprocess(frames, targets=False)
+        geometry = self.student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
+        return StudentInputs.from_batch(batch, geometry, self.cfg.radar_max_points)
+
+    def detect_batch(self, frames: list[Frame]) -> tuple[list[Boxes], dict[str, float]]:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            inputs = self.inputs(frames)
+            t1 = time.perf_counter()
+            head = self.backend.infer(inputs)
+            if any(t.is_cuda for t in head[0].values()):
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            boxes = self.student.head.decode(head)
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
+        return boxes, timings
+
+    def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
+        boxes, timings = self.detect_batch([frame])
+        return boxes[0], timings
+
+
+def cuda_status() -> str | None:
+    """None when torch can use a CUDA GPU, else why not."""
+    from imkd_ros.runtime.cuda_kernels import cuda_unavailable_reason
+
+    return cuda_unavailable_reason()
+
+
+def tensorrt_status() -> str | None:
+    """None when TensorRT (with tensorrt.plugin) imports, else why not."""
+    import importlib
+
+    from imkd_ros.export.engine import require_tensorrt
+
+    try:
+        require_tensorrt()
+        importlib.import_module("tensorrt.plugin")
+    except ImportError as exc:
+        return str(exc)
+    except Exception as exc:  # e.g. libnvinfer missing behind the bindings
+        return f"TensorRT does not load ({type(exc).__name__}: {exc})"
+    return None
+
+
+def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -> Backend:
+    """The named backend; raises BackendUnavailableError naming what is missing."""
+    if name == "torch-cpu":
+        from imkd_ros.runtime.torch_backend import TorchBackend
+
+        return TorchBackend("cpu", precision)
+    if name == "torch-cuda":
+        reason = cuda_status()
+        if reason:
+            raise BackendUnavailableError(f"backend torch-cuda: {reason}")
+        from imkd_ros.runtime.torch_backend import TorchBackend
+
+        return TorchBackend("cuda", precision, cuda_graph=cuda_graph)
+    if name == "tensorrt":
+        missing = [r for r in (cuda_status(), tensorrt_status()) if r]
+        if missing:
+            raise BackendUnavailableError("backend tensorrt: " + "; ".join(missing))
+        from imkd_ros.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(precision, cuda_graph=cuda_graph)
+    raise ValueError(f"unknown backend {name!r} (one of auto, {', '.join(BACKEND_NAMES)})")
+
+
+def select_backend(kind: str = "auto", precision: str = "fp32", cuda_graph: bool = False
+                   ) -> tuple[Backend, str]:
+    """(backend, why). ``auto`` takes TensorRT, else torch CUDA, else torch CPU."""
+    if kind != "auto":
+        return make_backend(kind, precision, cuda_graph), f"{kind} requested"
+    cuda = cuda_status()
+    trt = tensorrt_status()
+    if cuda is None and trt is None:
+        return make_backend("tensorrt", precision, cuda_graph), "auto: CUDA GPU and TensorRT available"
+    if cuda is None:
+        why = f"auto: CUDA GPU available, TensorRT not ({trt})"
+        return make_backend("torch-cuda", precision, cuda_graph), why
+    cpu_precision = precision if precision == "fp32" else "fp32"
+    why = f"auto: no CUDA ({cuda})"
+    if cpu_precision != precision:
+        why += f"; {precision} needs a GPU, running fp32"
+    return make_backend("torch-cpu", cpu_precision), why

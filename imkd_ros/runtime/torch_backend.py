@@ -1,0 +1,124 @@
+"""PyTorch backends: CPU (fp32) and CUDA (fp32 / fp16 autocast, optional CUDA graph).
+
+On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/runtime/cuda_kernels)
+when the extension builds; otherwise the op's generic torch implementation runs on the GPU and
+``kernel_note`` says why. The CUDA graph path captures the whole network for fixed input shapes
+and falls back to eager (logged) when the model has an op that cannot be captured.
+
+UNVERIFIED on GPU: the CUDA paths were written without a GPU; the CPU path is tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from imkd_ros.export.student import MODEL_INPUTS, StudentInputs, unflatten_head
+from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
+
+if TYPE_CHECKING:
+    from imkd_ros.model.imkd import Student
+
+log = logging.getLogger(__name__)
+
+
+class TorchBackend:
+    """Runs the student with PyTorch on ``device`` ("cpu" or "cuda")."""
+
+    def __init__(self, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = False,
+                 threads: int | None = None) -> None:
+        self.device = torch.device(device)
+        if self.device.type == "cpu" and precision != "fp32":
+            raise ValueError(f"torch-cpu runs fp32 only (asked for {precision})")
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"torch backends run fp32 or fp16 (asked for {precision}); int8 needs TensorRT")
+        self.precision = precision
+        self.name = f"torch-{self.device.type}" + ("-fp16" if precision == "fp16" else "")
+        self.cuda_graph = cuda_graph and self.device.type == "cuda"
+        self.threads = threads
+        self.kernel_note = ""
+        self.model: Student | None = None
+        self._geom_cache: dict[int, BevPoolGeometry] = {}
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_key: tuple | None = None
+        self._static_in: tuple[Tensor, ...] = ()
+        self._static_out: list[dict[str, Tensor]] = []
+
+    def load(self, student: Student) -> None:
+        if self.device.type == "cuda":
+            from imkd_ros.runtime.cuda_kernels import try_register_cuda_kernels
+
+            why = try_register_cuda_kernels()
+            self.kernel_note = "bev_pool: CUDA kernel" if why is None else f"bev_pool: torch fallback ({why})"
+            log.info(self.kernel_note)
+            student = _copy_module(student)
+        elif self.threads:
+            torch.set_num_threads(self.threads)
+        self.model = student.to(self.device).eval()
+
+    def _geometry(self, g: BevPoolGeometry) -> BevPoolGeometry:
+        if g.ranks_bev.device == self.device:
+            return g
+        key = id(g)
+        if key not in self._geom_cache:
+            if len(self._geom_cache) > 4:
+                self._geom_cache.clear()
+            self._geom_cache[key] = g.to(self.device)
+        return self._geom_cache[key]
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.precision == "fp16":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry) -> list[dict[str, Tensor]]:
+        assert self.model is not None, "call load() first"
+        with torch.no_grad(), self._autocast():
+            return self.model(tensors, geometry=geometry)["head"]
+
+    def infer(self, inputs: StudentInputs) -> list[dict[str, Tensor]]:
+        if self.model is None:
+            raise RuntimeError("backend not loaded: call load(student) first")
+        tensors = {k: v.to(self.device, non_blocking=True) for k, v in inputs.tensors.items()}
+        geometry = self._geometry(inputs.geometry)
+        if self.cuda_graph:
+            try:
+                return self._graph_forward(tensors, geometry)
+            except Exception as exc:  # capture not possible: stay eager from now on
+                log.warning("CUDA graph capture failed, running eager: %s", exc)
+                self.cuda_graph = False
+                self._graph = None
+        return self._forward(tensors, geometry)
+
+    def _graph_forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry
+                       ) -> list[dict[str, Tensor]]:
+        key = (tuple(tuple(tensors[k].shape) for k in MODEL_INPUTS), id(geometry))
+        if self._graph is None or key != self._graph_key:
+            self._static_in = tuple(tensors[k].clone() for k in MODEL_INPUTS)
+            static = dict(zip(MODEL_INPUTS, self._static_in))
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm up (cudnn autotune, allocator) off the capture
+                    self._forward(static, geometry)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._static_out = self._forward(static, geometry)
+            self._graph, self._graph_key = graph, key
+        for dst, k in zip(self._static_in, MODEL_INPUTS):
+            dst.copy_(tensors[k], non_blocking=True)
+        self._graph.replay()
+        flat = [t[k].clone() for t in self._static_out for k in ("heatmap", "box", "attr")]
+        return unflatten_head(flat, len(self._static_out))
+
+
+def _copy_module(student: Student) -> Student:
+    """A copy for another device, so the caller's CPU model (geometry, decode) stays on CPU."""
+    import copy
+
+    return copy.deepcopy(student)

@@ -1,0 +1,87 @@
+"""Runtime backends: selection with reasons, clear errors, and the torch CPU detector end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from imkd_ros.model import Student, load_config, save_checkpoint
+from imkd_ros.model.synthetic import random_frame
+from imkd_ros.runtime import (
+    Backend,
+    BackendUnavailableError,
+    Detector,
+    create_detector,
+    make_backend,
+    select_backend,
+)
+from imkd_ros.runtime.base import cuda_status, tensorrt_status
+from imkd_ros.types import Boxes
+
+
+@pytest.fixture(scope="module")
+def student() -> Student:
+    torch.manual_seed(0)
+    return Student(load_config("cpu")).eval()
+
+
+def test_auto_selects_cpu_here_with_reason() -> None:
+    if cuda_status() is None:
+        pytest.skip("CUDA present: auto picks a GPU backend")
+    backend, why = select_backend("auto", "fp16")
+    assert backend.name == "torch-cpu" and backend.precision == "fp32"
+    assert "no CUDA" in why and "fp16" in why
+
+
+@pytest.mark.parametrize("name", ["torch-cuda", "tensorrt"])
+def test_unavailable_backends_say_what_is_missing(name: str) -> None:
+    if cuda_status() is None and (name == "torch-cuda" or tensorrt_status() is None):
+        pytest.skip(f"{name} is available here")
+    with pytest.raises(BackendUnavailableError) as err:
+        make_backend(name)
+    msg = str(err.value)
+    assert msg.startswith(f"backend {name}:")
+    assert "CUDA" in msg or "TensorRT" in msg
+
+
+def test_unknown_backend_and_bad_precision() -> None:
+    with pytest.raises(ValueError, match="unknown backend"):
+        make_backend("onnx-magic")
+    with pytest.raises(ValueError, match="fp32 only"):
+        make_backend("torch-cpu", "fp16")
+
+
+def test_cpu_detector_matches_student_and_decodes(student: Student) -> None:
+    backend, _ = select_backend("torch-cpu")
+    assert isinstance(backend, Backend)
+    det = Detector(student, backend, "test")
+    frames = [random_frame(3)]
+    inputs = det.inputs(frames)
+    head = backend.infer(inputs)
+    with torch.no_grad():
+        batch = det.preprocess(frames, targets=False)
+        ref = student(batch)["head"]
+    for got, exp in zip(head, ref):
+        for k in ("heatmap", "box", "attr"):
+            assert torch.allclose(got[k], exp[k], atol=1e-5), k  # radar padding changes nothing
+    boxes, timings = det.detect(frames[0])
+    assert isinstance(boxes, Boxes)
+    assert set(timings) == {"preprocess", "network", "decode"} and all(v >= 0 for v in timings.values())
+    assert det.name == "torch-cpu" and det.decode_reduce == 4  # 1600 px raw -> 400 >= 352 input
+
+
+def test_create_detector_from_checkpoint(student: Student, tmp_path: Path) -> None:
+    ckpt = tmp_path / "student.pt"
+    save_checkpoint(ckpt, student, student.cfg)
+    det, why = create_detector(ckpt, backend="torch-cpu")
+    assert why == "torch-cpu requested" and det.name == "torch-cpu"
+    frame = random_frame(4)
+    boxes, _ = det.detect(frame)
+    ref, _ = Detector(student, make_backend("torch-cpu")).detect(frame)
+    assert len(boxes) == len(ref)
+    np.testing.assert_allclose(boxes.scores, ref.scores, atol=1e-5)
+    with pytest.raises(FileNotFoundError):
+        create_detector(tmp_path / "missing.pt")
