@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job. Until the detector node and replay land, it runs what exists: the two-process DDS
-# smoke test, then (if present) a small synthetic recording rendered to PNG.
+# The main job (README: make demo): a synthetic recording replayed into the detector node with the
+# shipped model, over loopback DDS in a private domain; live rate/latency, metrics and pictures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-bash tools/run_tests.sh -q tests/foundation/test_ros_smoke.py -p no:cacheprovider
+unset ROS_LOCALHOST_ONLY
+exec .venv/bin/python -m imkd_ros.cli demo "$@"

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_arguments(q)
     q.set_defaults(func=_play)
 
+    from imkd_ros.replay.demo import register as register_demo
+
+    register_demo(sub)
+
 
 def _replay(args: argparse.Namespace) -> int:
     from dataclasses import replace
