@@ -10,13 +10,18 @@ How a keyframe forms:
    a set lie within ``max_spread_ns``; one image per camera), or opens a new set.
 2. ``poll(now)`` finalises pending sets oldest first: a set is final when it is complete, when every
    missing camera has already delivered a *newer* image that cannot fit the set (clock-free, data
-   driven), or when ``now - first stamp >= camera_timeout_ns``. Missing views are reported and
+   driven), or when ``camera_timeout_ns`` of ``now`` has passed since the set opened. Missing
+   views are reported and
    their payload is ``None`` (the model masks them). Sets with fewer than ``min_cameras`` are dropped.
 3. The rate limiter keeps every ``emit_every_n``-th final set and at most one per ``min_interval_ns``
    (less a jitter tolerance), e.g. 2 Hz keyframes out of 12 Hz camera cycles.
-4. A kept set waits (at most ``radar_wait_ns`` past its stamp) until every expected radar has a
+4. A kept set waits (at most ``radar_wait_ns`` of ``now``) until every expected radar has a
    sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per radar in
    ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
+
+Timeouts are measured on ``now`` from the moment the set opened (the ``now`` of the last poll;
+the first stamp before any poll), not against the stamps, so a node on wall-clock time replaying a
+bag with old stamps (no use_sim_time) still waits properly instead of emitting partial sets.
 
 Robustness: per-sensor duplicate / out-of-order / late stamps are dropped and counted; a stamp (or
 ``now``) more than ``backward_jump_ns`` behind the sensor's last one (a bag loop) resets all
@@ -74,7 +79,7 @@ class SyncConfig:
     num_cameras: int = len(CAMERA_NAMES)
     # All images of one keyframe lie within this spread. Must be below the camera period (83 ms).
     max_spread_ns: int = 60_000_000
-    # A set missing cameras is emitted (views masked) once now - its first stamp reaches this.
+    # A set missing cameras is emitted (views masked) this long (in now) after it opened.
     camera_timeout_ns: int = 150_000_000
     # Sets with fewer cameras than this are dropped instead of emitted (1 = emit anything).
     min_cameras: int = 1
@@ -89,7 +94,7 @@ class SyncConfig:
     # Expected radars; None accepts any name (up to max_radars). Unknown names are dropped+counted.
     radar_names: tuple[str, ...] | None = RADAR_NAMES
     max_radars: int = 16
-    # Hold a keyframe until every expected radar reached its stamp, at most this long past it.
+    # Hold a final keyframe until every expected radar reached its stamp, at most this long (in now).
     radar_wait_ns: int = 0
     # Rate limiter: keep every n-th final set, and at most one per min_interval_ns of stamp (e.g.
     # 500 ms for 2 Hz keyframes). Stamp jitter is absorbed by min_interval_tolerance_ns: a set is
@@ -162,7 +167,7 @@ class SyncedKeyframe:
 
 
 class _CameraSet:
-    __slots__ = ("payloads", "stamps", "count", "lo", "hi")
+    __slots__ = ("payloads", "stamps", "count", "lo", "hi", "opened")
 
     def __init__(self, n: int) -> None:
         self.payloads: list[Any] = [None] * n
@@ -170,6 +175,7 @@ class _CameraSet:
         self.count = 0
         self.lo = 0
         self.hi = 0
+        self.opened = 0  # `now` when the set opened (timeout reference)
 
     def add(self, cam: int, stamp: int, payload: Any) -> None:
         if self.count == 0:
@@ -187,6 +193,7 @@ class _Final:
     cset: _CameraSet
     stamp: int
     reason: str
+    final_at: int  # `now` when it became final (radar-wait reference)
 
 
 class SyncPolicy:
@@ -332,6 +339,7 @@ class SyncPolicy:
                 best, best_d = s, d
         if best is None:
             best = _CameraSet(self.config.num_cameras)
+            best.opened = self._last_now if self._last_now is not None else stamp
             self._pending.append(best)
         best.add(camera, stamp, payload)
         self._pending.sort(key=lambda s: s.lo)
@@ -354,7 +362,7 @@ class SyncPolicy:
                 reason = "complete"
             elif all(self._given_up(s, k) for k in range(cfg.num_cameras) if s.stamps[k] is None):
                 reason = "superseded"
-            elif now is not None and now - s.lo >= cfg.camera_timeout_ns:
+            elif now is not None and now - s.opened >= cfg.camera_timeout_ns:
                 reason = "timeout"
             elif flush:
                 reason = "flushed"
@@ -372,7 +380,8 @@ class SyncPolicy:
             if not self._rate_ok(stamp):
                 self._counters["rate_limited"] += 1
                 continue
-            self._waiting.append(_Final(s, stamp, reason))
+            final_at = now if now is not None else (self._last_now if self._last_now is not None else s.hi)
+            self._waiting.append(_Final(s, stamp, reason, final_at))
             while len(self._waiting) > cfg.max_waiting:
                 self._waiting.popleft()
                 self._counters["waiting_overflow"] += 1
@@ -412,7 +421,7 @@ class SyncPolicy:
         while self._waiting:
             f = self._waiting[0]
             if not (flush or cfg.radar_wait_ns == 0 or self._radar_done(f.stamp)):
-                if now is None or now - f.stamp < cfg.radar_wait_ns:
+                if now is None or now - f.final_at < cfg.radar_wait_ns:
                     break
                 self._counters["radar_wait_timeouts"] += 1
             self._waiting.popleft()

@@ -441,8 +441,9 @@ def test_radar_wait_times_out():
     pol = SyncPolicy(cfg)
     for cam in range(6):
         pol.push_camera(cam, 10**9 + cam, cam)
-    assert pol.poll(10**9 + 99 * MS) == []
-    (kf,) = pol.poll(10**9 + 100 * MS)
+    assert pol.poll(10**9 + 10 * MS) == []  # final now; radar wait starts here
+    assert pol.poll(10**9 + 109 * MS) == []
+    (kf,) = pol.poll(10**9 + 110 * MS)
     assert kf.missing_radars == ("R",)
     assert pol.stats()["radar_wait_timeouts"] == 1
 
@@ -533,3 +534,31 @@ def test_radar_backward_jump_alone_resets():
     assert pol.push_radar("RADAR_FRONT", 2 * 10**9, "looped")
     st = pol.stats()
     assert st["resets"] == 1 and st["radar_buffered"] == 1
+
+
+@pytest.mark.parametrize("offset_s", [0, 8 * 365 * 86400, -3600])
+def test_timeouts_tolerate_clock_offset_between_now_and_stamps(offset_s):
+    """Node on wall time, bag stamps years old (or sensor clock ahead): polls every 20 ms while the
+    staggered cameras arrive must not cut sets short; a dead camera still times out on `now`."""
+    cfg = SyncConfig(camera_timeout_ns=150 * MS)
+    pol = SyncPolicy(cfg)
+    offset = offset_s * 10**9
+    events = [e for e in rig_events(2 * 10**9, jitter_ns=30 * MS) if not (e.kind == "cam" and e.sensor == 4)]
+    kfs: list[SyncedKeyframe] = []
+    next_poll = events[0].arrival
+    for e in events:
+        while next_poll <= e.arrival:  # a 50 Hz poll timer on the node clock
+            kfs += pol.poll(next_poll + offset)
+            next_poll += 20 * MS
+        if e.kind == "cam":
+            pol.push_camera(e.sensor, e.stamp, ("img", e.sensor, e.stamp))
+        else:
+            pol.push_radar(e.sensor, e.stamp, ("radar", e.sensor, e.stamp))
+    for _ in range(20):
+        kfs += pol.poll(next_poll + offset)
+        next_poll += 20 * MS
+    assert len(kfs) == 24
+    assert all(k.missing_cameras == (4,) for k in kfs)  # only the dead camera is ever missing
+    st = pol.stats()
+    assert st["camera_late"] == 0 and st["resets"] == 0
+    check_keyframe_invariants(kfs, cfg)
