@@ -32,7 +32,8 @@ def point_cells(points: Tensor, mask: Tensor, grid: BevGrid) -> tuple[Tensor, Te
 def scatter_sum(values: Tensor, flat: Tensor, valid: Tensor, b: int, grid: BevGrid) -> Tensor:
     """Sum per cell of (B, P) values -> (B, 1, ny, nx)."""
     out = values.new_zeros(b * grid.ny * grid.nx)
-    out = out.index_add(0, flat[valid], values[valid])
+    # masked values instead of boolean indexing keeps shapes static (torch.export)
+    out = out.index_add(0, flat.reshape(-1), torch.where(valid, values, torch.zeros_like(values)).reshape(-1))
     return out.view(b, 1, grid.ny, grid.nx)
 
 

@@ -87,8 +87,9 @@ def radar_depth_prior(radar_xyz: Tensor, radar_mask: Tensor, intrinsics: Tensor,
                                             img_hw, feat_hw, cfg)
     cam = torch.arange(b * n, device=col.device).view(b, n, 1).expand_as(col)
     flat = (cam * cfg.num_bins + dbin.clamp(0, cfg.num_bins - 1)) * fw + col.clamp(0, fw - 1)
-    occ = torch.zeros(b * n * cfg.num_bins * fw, device=radar_xyz.device)
-    occ = occ.index_put((flat[valid],), torch.ones_like(flat[valid], dtype=occ.dtype))
+    occ = torch.zeros(b * n * cfg.num_bins * fw, device=radar_xyz.device, dtype=radar_xyz.dtype)
+    # no boolean indexing (data-dependent shapes): invalid points scatter a 0 with max
+    occ = occ.scatter_reduce(0, flat.reshape(-1), valid.reshape(-1).to(occ.dtype), "amax")
     occ = occ.view(b * n, cfg.num_bins, 1, fw)
     return occ.expand(b * n, cfg.num_bins, fh, fw)
 

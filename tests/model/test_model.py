@@ -136,3 +136,22 @@ def test_teacher_forward_shapes():
     assert out["teacher_bev"].shape == (1, cfg.teacher.pillar.bev_channels, 32, 32)
     assert out["lidar_counts"].sum() == batch["lidar_mask"].sum() - int(
         (np.abs(batch["lidar"][0, :, :2].numpy()) >= 32).any(1)[batch["lidar_mask"][0].numpy()].sum())
+
+
+def test_student_exports_with_bev_pool_node():
+    from imkd_ros.model.imkd import StudentExport, student_outputs_flat
+
+    cfg = tiny_config()
+    batch = Preprocessor(cfg)([random_frame(7, raw_hw=(128, 352))], targets=False)
+    student = Student(cfg).eval()
+    geo = student.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
+    wrapper = StudentExport(student).eval()
+    inputs = StudentExport.example_inputs(batch, geo)
+    with torch.no_grad():
+        ep = torch.export.export(wrapper, inputs)
+        targets = [n.target for n in ep.graph.nodes if n.op == "call_function"]
+        assert torch.ops.imkd.bev_pool.default in targets
+        got = ep.module()(*inputs)
+        ref = student_outputs_flat(student(batch, geo))
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b)
