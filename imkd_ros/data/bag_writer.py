@@ -75,6 +75,7 @@ class BagSummary:
     end_ns: int
     seconds: float
     bytes: int
+    skipped_files: int = 0  # sample_data whose file is missing (e.g. a download without sweeps)
 
     def lines(self) -> list[str]:
         out = [
@@ -82,6 +83,8 @@ class BagSummary:
             f"{(self.end_ns - self.start_ns) / 1e9:.2f} s of data in {self.seconds:.1f} s"
         ]
         out += [f"  {topic:42s} {n:6d}" for topic, n in sorted(self.counts.items())]
+        if self.skipped_files:
+            out.append(f"  skipped {self.skipped_files} sample_data whose file is missing")
         return out
 
 
@@ -270,6 +273,8 @@ def write_scene_bag(
     store = make_typestore()
     msgs = _Msgs(store)
 
+    counts: Counter[str] = Counter()
+    skipped = 0
     # Events: (t_us, order, kind, payload); tf before data before ground truth at equal stamps.
     events: list[tuple[int, int, str, object]] = []
     seen_poses: set[str] = set()
@@ -282,6 +287,9 @@ def write_scene_bag(
             continue
         channels[channel] = modality
         for sd in chain:
+            if not (reader.dataroot / sd["filename"]).is_file():
+                skipped += 1
+                continue
             events.append((sd["timestamp"], 1, modality, sd))
             if sd["ego_pose_token"] not in seen_poses:
                 seen_poses.add(sd["ego_pose_token"])
@@ -293,8 +301,6 @@ def write_scene_bag(
     if not events:
         raise ValueError(f"scene {scene_name} has no sample_data")
     start_us = events[0][0]
-
-    counts: Counter[str] = Counter()
     end_ns = start_us * 1000
     writer = Writer(out, version=9, storage_plugin=storage)
     with writer:
@@ -366,7 +372,7 @@ def write_scene_bag(
 
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return BagSummary(out, scene_name, opts.storage, dict(counts), start_us * 1000, end_ns,
-                      time.perf_counter() - t0, size)
+                      time.perf_counter() - t0, size, skipped)
 
 
 def _channel_of(reader: NuScenesReader, sd: dict) -> str:

@@ -76,6 +76,8 @@ class ReaderConfig:
     load_lidar: bool = True
     lidar_sweeps: int = 10
     lidar_min_distance: float = 1.0  # drop returns from the ego roof, as the devkit's multisweep
+    # Datasets downloaded without sweeps (keyframes only): use what is there instead of failing.
+    skip_missing_sweeps: bool = True
     load_images: bool = True
     image_downscale: int = 1  # 1, 2, 4 or 8: JPEG DCT-domain reduced decode (PIL draft)
     load_gt: bool = True
@@ -257,6 +259,8 @@ class NuScenesReader:
         while len(out) < n and sd["prev"]:
             sd = self.nusc.get("sample_data", sd["prev"])
             out.append(sd)
+        if self.config.skip_missing_sweeps:
+            out = [out[0]] + [s for s in out[1:] if self._path(s).is_file()]
         return out
 
     def _path(self, sd: dict) -> Path:

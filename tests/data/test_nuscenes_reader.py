@@ -205,3 +205,18 @@ def test_dataset_split_pickle_and_collate(fixture_root: Path, fixture_version: s
         assert len(NuScenesDataset(fixture_root, fixture_version, split="train")) == 0
     finally:
         (fixture_root / fixture_version / "splits.json").unlink()
+
+
+def test_missing_sweep_files_are_skipped(tmp_path: Path) -> None:
+    from imkd_ros.data.bag_writer import BagOptions, write_scene_bag
+
+    from .nusc_fixture import VERSION, build
+
+    root = build(tmp_path / "ds")
+    for path in (root / "sweeps" / "RADAR_FRONT").glob("*.pcd"):
+        path.unlink()
+    reader = NuScenesReader(root, VERSION, ReaderConfig(radar_sweeps=6, radar_names=("RADAR_FRONT",)))
+    f = reader.frame(reader.sample_tokens()[2])
+    assert set(np.unique(f.radar[:, 7])) == {0.0}  # the keyframe sweep only
+    summary = write_scene_bag(root, VERSION, SCENE, tmp_path / "bag", BagOptions(lidar=False), reader=reader)
+    assert summary.skipped_files > 0 and summary.counts["/radar_front/points"] == 3
