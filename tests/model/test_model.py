@@ -155,3 +155,20 @@ def test_student_exports_with_bev_pool_node():
         ref = student_outputs_flat(student(batch, geo))
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b)
+
+
+def test_edge_frames_empty_radar_no_gt_no_lidar():
+    cfg = tiny_config()
+    a = random_frame(8, raw_hw=(128, 352))
+    b = random_frame(9, raw_hw=(96, 320))  # another raw resolution
+    a.radar = np.zeros((0, a.radar.shape[1]), np.float32)
+    a.lidar = None
+    b.gt = None
+    batch = Preprocessor(cfg)([a, b])
+    assert "targets" not in batch and "lidar" not in batch
+    assert batch["radar_mask"][0].sum() == 0
+    student = Student(cfg).eval()
+    with torch.no_grad():
+        out = student(batch)
+    assert out["radar_intensity"][0].abs().max() == 0
+    assert len(student.decode(out)) == 2
