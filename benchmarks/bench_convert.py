@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from imkd_ros.ros import convert as cv
+from imkd_ros.types import Boxes
 
 W, H = 1600, 900
 
@@ -84,6 +85,23 @@ def main() -> None:
             )
     cv._cv2_mod = cv2_mod
     pool.shutdown()
+
+    print("radar PointCloud2 -> (N, 18): one keyframe = 5 radars x 6 sweeps x 125 points")
+    rng = np.random.default_rng(0)
+    clouds = [cv.radar_to_pointcloud2(rng.normal(size=(125, 18)).astype(np.float32)) for _ in range(30)]
+    row("30 sweeps", lambda: [cv.pointcloud2_to_radar(c) for c in clouds], 30)
+
+    print("outputs from Boxes (100 detections)")
+    n = 100
+    boxes = Boxes(
+        center=rng.normal(size=(n, 3)).astype(np.float32) * 20,
+        size=np.abs(rng.normal(size=(n, 3))).astype(np.float32) + 1,
+        yaw=rng.uniform(-3, 3, n).astype(np.float32), velocity=rng.normal(size=(n, 2)).astype(np.float32),
+        labels=rng.integers(0, 10, n), scores=rng.random(n).astype(np.float32), attributes=np.full(n, -1),
+    )
+    row("Detection3DArray", lambda: cv.boxes_to_detection3d_array(boxes, "base_link", 0))
+    row("Object3DArray", lambda: cv.boxes_to_object3d_array(boxes, "base_link", 0))
+    row("MarkerArray", lambda: cv.boxes_to_marker_array(boxes, "base_link", 0))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -763,6 +764,36 @@ _EDGES = np.array(
 )
 
 
+@cache
+def _fast_point_ok(cls: type) -> bool:
+    """True when geometry_msgs/Point can be filled through its slots (checked once, per class)."""
+    try:
+        if set(cls.__slots__) != {"_x", "_y", "_z", "_check_fields"}:
+            return False
+        p = cls.__new__(cls)
+        p._check_fields, p._x, p._y, p._z = False, 1.5, -2.0, 3.25
+        return bool(p == cls(x=1.5, y=-2.0, z=3.25)) and p.x == 1.5
+    except Exception:
+        return False
+
+
+def _make_points(xyz: np.ndarray) -> list[Any]:
+    """(N, 3) -> [geometry_msgs/Point]. Thousands per MarkerArray, so the per-field setter checks
+    are skipped when the generated class has the known layout (values are finite floats here)."""
+    from geometry_msgs.msg import Point
+
+    vals = np.asarray(xyz, np.float64).reshape(-1, 3).tolist()
+    if not _fast_point_ok(Point):
+        return [Point(x=x, y=y, z=z) for x, y, z in vals]
+    new = Point.__new__
+    out = []
+    for x, y, z in vals:
+        p = new(Point)
+        p._check_fields, p._x, p._y, p._z = False, x, y, z
+        out.append(p)
+    return out
+
+
 def boxes_to_marker_array(
     boxes: Boxes,
     frame_id: str,
@@ -808,8 +839,8 @@ def boxes_to_marker_array(
     lines = base(Marker.LINE_LIST, "boxes", 0)
     lines.scale = Vector3(x=float(line_width))
     lines.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
-    lines.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in seg.reshape(-1, 3)]
-    lines.colors = [color(int(boxes.labels[i])) for i in range(n) for _ in range(24)]
+    lines.points = _make_points(seg.reshape(-1, 3))
+    lines.colors = [c for i in range(n) for c in [color(int(boxes.labels[i]))] * 24]  # shared per box
     markers.append(lines)
     for i in range(n):
         label = int(boxes.labels[i])

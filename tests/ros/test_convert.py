@@ -656,6 +656,15 @@ def test_marker_array():
     assert all(m.header.frame_id == "base_link" and cv.time_to_ns(m.header.stamp) == 5 for m in ms)
 
 
+def test_marker_fast_points_match_constructor():
+    from geometry_msgs.msg import Point
+
+    xyz = np.array([[1.0, -2.5, 3.25], [0.0, 1e-3, -7.0]])
+    pts = cv._make_points(xyz)
+    assert pts == [Point(x=1.0, y=-2.5, z=3.25), Point(x=0.0, y=1e-3, z=-7.0)]
+    assert all(isinstance(p.x, float) for p in pts)
+
+
 def test_marker_array_empty_still_clears():
     from visualization_msgs.msg import Marker
 
