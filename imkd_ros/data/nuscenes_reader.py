@@ -168,8 +168,10 @@ def load_split_scenes(dataroot: str | Path, version: str, split: str) -> list[st
     for path in split_file_candidates(dataroot, version):
         if path.is_file():
             table = json.loads(path.read_text())
-            table = table.get("splits", table) if isinstance(table, dict) else table
-            if split in table:
+            if table.get("version", version) != version:  # a split file of another table version
+                continue
+            table = table.get("splits", table)
+            if split in table and isinstance(table[split], list):
                 return list(table[split])
     from nuscenes.utils.splits import create_splits_scenes
 

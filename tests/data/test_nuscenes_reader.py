@@ -220,3 +220,21 @@ def test_missing_sweep_files_are_skipped(tmp_path: Path) -> None:
     assert set(np.unique(f.radar[:, 7])) == {0.0}  # the keyframe sweep only
     summary = write_scene_bag(root, VERSION, SCENE, tmp_path / "bag", BagOptions(lidar=False), reader=reader)
     assert summary.skipped_files > 0 and summary.counts["/radar_front/points"] == 3
+
+
+NUSCENES_CATEGORIES = (
+    "animal", "human.pedestrian.adult", "human.pedestrian.child", "human.pedestrian.construction_worker",
+    "human.pedestrian.personal_mobility", "human.pedestrian.police_officer", "human.pedestrian.stroller",
+    "human.pedestrian.wheelchair", "movable_object.barrier", "movable_object.debris",
+    "movable_object.pushable_pullable", "movable_object.trafficcone", "static_object.bicycle_rack",
+    "vehicle.bicycle", "vehicle.bus.bendy", "vehicle.bus.rigid", "vehicle.car", "vehicle.construction",
+    "vehicle.emergency.ambulance", "vehicle.emergency.police", "vehicle.motorcycle", "vehicle.trailer",
+    "vehicle.truck",
+)
+
+
+def test_category_mapping_equals_devkit() -> None:
+    from nuscenes.eval.detection.utils import category_to_detection_name
+
+    for name in NUSCENES_CATEGORIES:
+        assert category_to_class(name) == category_to_detection_name(name), name
