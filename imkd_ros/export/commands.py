@@ -1,0 +1,111 @@
+"""``imkd export --format pt2|onnx|engine``: the student (or just the bev_pool op) for deployment.
+
+pt2: torch.export ExportedProgram (bev_pool one node). onnx: opset 20 + one imkd::BevPool node
+(TensorRT plugin attributes, geometry as graph inputs), checked against PyTorch with
+onnxruntime on CPU unless --no-check. engine: ONNX -> TensorRT engine through the engine cache
+(needs TensorRT + a GPU; int8 calibrates on synthetic frames unless a calibration cache exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("export", help="export the student: torch.export (.pt2), ONNX, TensorRT engine")
+    p.add_argument("--format", choices=("pt2", "onnx", "engine"), required=True)
+    p.add_argument("--checkpoint", default=None, help="student checkpoint (.pt); default: random weights")
+    p.add_argument("--config", default="cpu", help="model config when no checkpoint (models/<name>.yaml)")
+    p.add_argument("--out", default=None, help="output file (default: build/export/student.<ext>)")
+    p.add_argument("--op-only", action="store_true", help="export just the imkd::bev_pool op (plugin test)")
+    p.add_argument("--batch", type=int, default=1, help="batch size baked into the export")
+    p.add_argument("--no-check", action="store_true", help="onnx: skip the onnxruntime comparison")
+    p.add_argument("--jit-plugin", action="store_true", help="onnx/engine: aot=0 (Python plugin impl)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16", help="engine precision")
+    p.add_argument("--workspace-gb", type=float, default=4.0, help="engine builder workspace")
+    p.add_argument("--cache-dir", default=None, help="engine cache (default: ~/.cache/imkd_ros/engines)")
+    p.add_argument("--calib-frames", type=int, default=32, help="int8: synthetic calibration frames")
+    p.set_defaults(func=_export)
+
+
+def _spec(args: argparse.Namespace):
+    import torch
+
+    from imkd_ros.export.exporter import bev_pool_op_spec
+    from imkd_ros.export.student import example_inputs, student_spec
+    from imkd_ros.model import Student, load_config, load_student
+
+    if args.checkpoint:
+        student = load_student(args.checkpoint)
+        what = f"checkpoint {args.checkpoint}"
+    else:
+        torch.manual_seed(0)
+        student = Student(load_config(args.config)).eval()
+        what = f"random weights, config {args.config}"
+    inputs = example_inputs(student, batch_size=args.batch)
+    if args.op_only:
+        from imkd_ros.runtime.doctor import random_case
+
+        depth, feat, geom = random_case(batch=args.batch)
+        return bev_pool_op_spec(depth, feat, geom), "imkd::bev_pool op", student, inputs
+    return student_spec(student, inputs), f"student ({what})", student, inputs
+
+
+def _export(args: argparse.Namespace) -> int:
+    from imkd_ros.export.exporter import count_bev_pool_nodes, export_onnx, export_program, onnx_max_abs_diff
+
+    spec, what, student, inputs = _spec(args)
+    ext = {"pt2": ".pt2", "onnx": ".onnx", "engine": ".engine"}[args.format]
+    default_name = ("bev_pool" if args.op_only else "student") + ext
+    out = Path(args.out) if args.out else Path("build") / "export" / default_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    program = export_program(spec)
+    print(f"export: {what}: torch.export ok, {count_bev_pool_nodes(program)} imkd::bev_pool node(s)")
+    if args.format == "pt2":
+        import torch
+
+        torch.export.save(program, str(out))
+        print(f"export: wrote {out}")
+        return 0
+
+    onnx_path = out if args.format == "onnx" else out.with_suffix(".onnx")
+    model = export_onnx(spec, onnx_path, aot=not args.jit_plugin, program=program)
+    print(f"export: wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB)")
+    if not args.no_check:
+        diffs = onnx_max_abs_diff(model, spec)
+        worst = max(diffs.values())
+        print(f"export: onnxruntime (CPU, BevPool in Python) vs PyTorch: max|diff| {worst:.3g}")
+        if worst > 1e-3:
+            print("export: ERROR: ONNX does not match PyTorch", file=sys.stderr)
+            return 1
+    if args.format == "onnx":
+        return 0
+
+    from imkd_ros.export.engine import EngineConfig, get_or_build_engine, make_int8_calibrator
+
+    cfg = EngineConfig(precision=args.precision, workspace_gb=args.workspace_gb)
+    if args.cache_dir:
+        cfg.cache_dir = Path(args.cache_dir)
+    calibrator = None
+    if args.precision == "int8":
+        calibrator = make_int8_calibrator(lambda: _calibration_feeds(student, args.calib_frames, args.batch),
+                                          cfg.cache_dir / f"{onnx_path.stem}.int8.calib")
+    try:
+        engine = get_or_build_engine(onnx_path, cfg, calibrator)
+    except ImportError as exc:
+        print(f"export: cannot build an engine here: {exc}", file=sys.stderr)
+        return 2
+    shutil.copyfile(engine, out)
+    print(f"export: engine {engine} -> {out}")
+    return 0
+
+
+def _calibration_feeds(student, frames: int, batch: int):
+    """Synthetic calibration batches (replace with recorded frames for a production int8 engine)."""
+    from imkd_ros.export.student import example_inputs
+
+    for i in range(frames):
+        yield example_inputs(student, seed=1000 + i, batch_size=batch).feeds()
