@@ -562,3 +562,41 @@ def test_timeouts_tolerate_clock_offset_between_now_and_stamps(offset_s):
     st = pol.stats()
     assert st["camera_late"] == 0 and st["resets"] == 0
     check_keyframe_invariants(kfs, cfg)
+
+
+def test_thread_safe_concurrent_push_and_poll():
+    """Camera and radar callbacks on different threads, a poll timer on a third: no lost sets."""
+    import threading
+
+    cfg = SyncConfig(camera_timeout_ns=10**12, max_pending_sets=64, max_waiting=64)
+    pol = SyncPolicy(cfg)
+    events = rig_events(2 * 10**9)
+    cams = [e for e in events if e.kind == "cam"]
+    radars = [e for e in events if e.kind == "radar"]
+    out: list[SyncedKeyframe] = []
+    done = threading.Event()
+
+    def feed(evts):
+        for e in evts:
+            if e.kind == "cam":
+                pol.push_camera(e.sensor, e.stamp, ("img", e.sensor, e.stamp))
+            else:
+                pol.push_radar(e.sensor, e.stamp, ("radar", e.sensor, e.stamp))
+
+    def poller():
+        while not done.is_set():
+            out.extend(pol.poll(10**12))  # now before any timeout: only complete sets come out
+
+    threads = [threading.Thread(target=feed, args=(cams,)), threading.Thread(target=feed, args=(radars,))]
+    p = threading.Thread(target=poller)
+    p.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    p.join()
+    out += pol.poll(10**12)
+    assert len(out) == 24 and all(k.complete for k in out)
+    stamps = [k.stamp_ns for k in out]
+    assert stamps == sorted(stamps)
