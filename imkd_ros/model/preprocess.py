@@ -100,11 +100,12 @@ class Preprocessor:
             base = ic.resize if ic.resize is not None else ic.width / raw_hw[1]
             mat, new_hw, (y0, x0) = image_aug_matrix(raw_hw, out_hw, base * scale_jitter, flip)
             if valid:
-                t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()[None]
+                # resize in uint8 (HWC memory = channels-last: the fast antialiased kernel),
+                # crop (padding is black, as BEVDet), then normalise the small image
+                t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.uint8)).permute(2, 0, 1)[None]
                 t = F.interpolate(t, size=new_hw, mode="bilinear", align_corners=False,
                                   antialias=new_hw[0] < raw_hw[0])[0]
-                t = (t - self.mean) / self.std
-                t = _crop_pad(t, y0, x0, *out_hw)
+                t = (_crop_pad(t, y0, x0, *out_hw).float() - self.mean) / self.std
                 if flip:
                     t = t.flip(-1)
             else:
