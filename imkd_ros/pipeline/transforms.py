@@ -49,6 +49,8 @@ class TransformBuffer:
         self._edges: dict[str, _Edge] = {}
         self._lock = threading.Lock()
         self.version = 0  # bumps when a static transform changes (calibration caches key on it)
+        self._static_cache: dict[tuple[str, str], np.ndarray] = {}
+        self._static_cache_version = -1
 
     def set_transform(self, parent: str, child: str, matrix: np.ndarray, stamp_ns: int = 0,
                       static: bool = False) -> None:
@@ -134,11 +136,28 @@ class TransformBuffer:
         if target == source:
             return np.eye(4)
         with self._lock:
+            if self._static_cache_version != self.version:
+                self._static_cache.clear()
+                self._static_cache_version = self.version
+            cached = self._static_cache.get((target, source))
+            if cached is not None:
+                return cached.copy()
             up_src = {f: m for f, m in self._to_root(source, stamp_ns)}  # f <- source
             for frame, tgt_m in self._to_root(target, stamp_ns):  # frame <- target
                 if frame in up_src:
-                    return np.linalg.inv(tgt_m) @ up_src[frame]
+                    m = np.linalg.inv(tgt_m) @ up_src[frame]
+                    if self._all_static(source, frame) and self._all_static(target, frame):
+                        self._static_cache[(target, source)] = m  # per-calibration, not per-frame work
+                    return m
         raise TransformError(f"frames {target} and {source} are not connected")
+
+    def _all_static(self, frame: str, ancestor: str) -> bool:
+        while frame != ancestor:
+            edge = self._edges.get(frame)
+            if edge is None or not edge.static:
+                return False
+            frame = edge.parent
+        return True
 
     def lookup_between_times(self, frame: str, fixed: str, target_ns: int, source_ns: int) -> np.ndarray:
         """`frame`@target_ns <- `frame`@source_ns through the fixed frame (tf2's time travel)."""

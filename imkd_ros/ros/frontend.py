@@ -8,9 +8,11 @@ is what runs on the car. The node adds only subscriptions, a worker thread and p
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +66,7 @@ class DetectionFrontend:
     """Messages in, detections out; thread-safe where the node needs it (sync has its own lock)."""
 
     def __init__(self, params: NodeParams, detector: FrameDetector,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None, decode_threads: int = 2) -> None:
         p = self.p = params
         self.detector = detector
         self.decode_reduce = int(getattr(detector, "decode_reduce", 1))
@@ -77,6 +79,11 @@ class DetectionFrontend:
         self.rx: Counter[str] = Counter()
         self._warn = warn or (lambda text: None)
         self._last_resets = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="imkd-decode")
+        # A radar sweep belongs to several consecutive keyframes (window > camera period): parse once.
+        self._radar_cache: OrderedDict[tuple[str, int], RadarSweepPoints | None] = OrderedDict()
+        self._radar_cache_size = 8 * max(1, len(p.radar_topics)) * p.radar_max_sweeps
         if p.calibration_source == "yaml":
             self.load_calibration_yaml(p.calibration_file)
 
@@ -140,8 +147,9 @@ class DetectionFrontend:
             self._warn("time jumped backwards: sync buffers and ego-motion history reset")
 
     def bad(self, key: str, text: str) -> None:
-        self.counters["bad_messages"] += 1
-        self.counters[key] += 1
+        with self._lock:
+            self.counters["bad_messages"] += 1
+            self.counters[key] += 1
         self._warn(f"dropped bad input ({key}): {text}")
 
     # -- one keyframe (worker thread) ------------------------------------------------------------
@@ -164,16 +172,10 @@ class DetectionFrontend:
     def process(self, kf: SyncedKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
         """Decode, run the pipeline; None (counted, warned) when the keyframe cannot be used."""
         t0 = time.perf_counter()
-        cams = [None if m is None else self._decode(i, m) for i, m in enumerate(kf.camera_payloads)]
-        sweeps = []
-        for s in kf.radar:
-            try:
-                read = convert.pointcloud2_to_radar(s.payload)
-            except ValueError as exc:
-                self.bad("radar_cloud_invalid", f"{s.name}: {exc}")
-                continue
-            self.counters["radar_points_nonfinite"] += read.dropped
-            sweeps.append(radar_sweep_from_cloud(read.points, s.payload.header.frame_id.lstrip("/"), s.stamp_ns))
+        # libjpeg releases the GIL: the six views decode in parallel on the small pool
+        cams = list(self._pool.map(lambda im: None if im[1] is None else self._decode(*im),
+                                   enumerate(kf.camera_payloads)))
+        sweeps = [sw for s in kf.radar if (sw := self._radar_sweep(s.name, s.stamp_ns, s.payload)) is not None]
         t1 = time.perf_counter()
         try:
             result = self.pipeline.process(KeyframeInput(kf.stamp_ns, cams, sweeps), keep_frame=keep_frame)
@@ -183,6 +185,26 @@ class DetectionFrontend:
             return None
         self.counters["keyframes_processed"] += 1
         return KeyframeOutput(result, kf, {"decode": (t1 - t0) * 1e3, **result.timings_ms})
+
+    def _radar_sweep(self, name: str, stamp_ns: int, msg: Any) -> RadarSweepPoints | None:
+        key = (name, stamp_ns)
+        if key in self._radar_cache:
+            self._radar_cache.move_to_end(key)
+            return self._radar_cache[key]
+        try:
+            read = convert.pointcloud2_to_radar(msg)
+            self.counters["radar_points_nonfinite"] += read.dropped
+            sweep = radar_sweep_from_cloud(read.points, msg.header.frame_id.lstrip("/"), stamp_ns)
+        except ValueError as exc:
+            self.bad("radar_cloud_invalid", f"{name}: {exc}")
+            sweep = None
+        self._radar_cache[key] = sweep
+        while len(self._radar_cache) > self._radar_cache_size:
+            self._radar_cache.popitem(last=False)
+        return sweep
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def load_calibration_yaml(self, path: str) -> None:
         from imkd_ros.rig.rig import Rig
