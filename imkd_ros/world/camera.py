@@ -1,0 +1,328 @@
+"""Pinhole camera simulation: z-buffered rasterisation of box parts, textured ground, sky, weather.
+
+Per camera and render resolution, the pixel rays are fixed (the world is flat and the rig rigid),
+so the ground intersection of every pixel in the ego frame is precomputed once; a frame then only
+moves those points into the world and samples the ground map. Object parts are drawn face by face
+with an exact per-pixel inverse-depth test (1/z is affine in (u, v) on a planar face), so
+occlusion is correct even for long interpenetrating silhouettes. Images are rendered at
+``render_scale`` x the sensor resolution and upsampled: the network sees them downscaled anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from imkd_ros.rig.geometry import Transform
+from imkd_ros.rig.rig import CameraSpec
+from imkd_ros.world.sim import FACE_NORMALS, FACES, SceneSim, Snapshot
+
+NEAR = 0.15
+SKY_TOP = {"day": (95, 140, 205), "night": (6, 8, 16), "rain": (120, 125, 132), "fog": (185, 188, 192)}
+SKY_HORIZON = {"day": (190, 210, 230), "night": (20, 22, 30), "rain": (165, 168, 172), "fog": (200, 202, 205)}
+
+
+@dataclass
+class RenderResult:
+    image: np.ndarray  # (H, W, 3) uint8 RGB at sensor resolution
+    owner: np.ndarray | None  # (h, w) int32 at render resolution: agent index, -1 background, <= -2 prop
+    depth: np.ndarray | None  # (h, w) float32 optical-axis depth at render resolution (inf = sky)
+    scale: float  # render resolution / sensor resolution
+
+
+class _CamTables:
+    """Per (camera, render size) precomputation: pixel rays and their ground hits in the ego frame."""
+
+    def __init__(self, cam: CameraSpec, scale: float):
+        w = max(int(round(cam.width * scale)), 8)
+        h = max(int(round(cam.height * scale)), 8)
+        self.w, self.h = w, h
+        sx, sy = w / cam.width, h / cam.height
+        k = cam.intrinsics.copy()
+        k[0] *= sx
+        k[1] *= sy
+        self.k = k
+        self.us = np.arange(w, dtype=np.float64) + 0.5
+        self.vs = np.arange(h, dtype=np.float64) + 0.5
+        self.xn = (self.us - k[0, 2]) / k[0, 0]
+        self.yn = (self.vs - k[1, 2]) / k[1, 1]
+        rays_cam = np.stack(np.broadcast_arrays(self.xn[None, :], self.yn[:, None], 1.0), axis=-1)  # (h, w, 3)
+        to_ego = cam.to_ego
+        rays_ego = rays_cam @ to_ego.rotation.T
+        origin = to_ego.translation
+        dz = rays_ego[..., 2]
+        ground = dz < -1e-4
+        tz = np.where(ground, -origin[2] / np.where(ground, dz, -1.0), np.inf)
+        ground &= tz < 400.0  # ignore hits beyond the map / horizon band
+        self.ground_idx = np.flatnonzero(ground.ravel())
+        gp = origin[None, :2] + rays_ego.reshape(-1, 3)[self.ground_idx, :2] * tz.ravel()[self.ground_idx, None]
+        self.ground_ego = gp  # (G, 2) ego-frame ground points
+        self.ground_depth = tz.ravel()[self.ground_idx].astype(np.float32)  # optical depth = t (ray z = 1)
+        # Elevation of each ray (for the sky gradient).
+        norm = np.linalg.norm(rays_ego, axis=-1)
+        self.elev = np.arcsin(np.clip(rays_ego[..., 2] / norm, -1, 1)).astype(np.float32)
+        # Horizontal bearing of each pixel column (for ego headlights at night).
+        self.ray_ego = rays_ego.astype(np.float32)
+        self.sky: np.ndarray | None = None  # cached per condition by CameraSim (one condition per scene)
+        self.noise: np.ndarray | None = None
+
+
+class CameraSim:
+    """Renders one scene for a rig; holds per-camera tables and noise textures."""
+
+    def __init__(self, sim: SceneSim, cameras: list[CameraSpec], seed: int):
+        self.sim = sim
+        self.cameras = cameras
+        self.condition = sim.scene.condition
+        self._tables: dict[tuple[str, float], _CamTables] = {}
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
+        self.rain_tile = self._make_rain(rng) if self.condition == "rain" else None
+        self.fog_visibility = float(rng.uniform(35.0, 90.0))
+
+    def tables(self, cam: CameraSpec, scale: float) -> _CamTables:
+        key = (cam.name, scale)
+        if key not in self._tables:
+            self._tables[key] = _CamTables(cam, scale)
+        return self._tables[key]
+
+    @staticmethod
+    def _make_rain(rng: np.random.Generator) -> np.ndarray:
+        tile = np.zeros((512, 512), np.float32)
+        for _ in range(700):
+            x, y = rng.integers(0, 512, 2)
+            ln = int(rng.integers(8, 30))
+            dx = int(ln * 0.15)
+            cv2.line(tile, (int(x), int(y)), (int(x + dx), int(y + ln)), float(rng.uniform(0.3, 1.0)), 1)
+        return cv2.GaussianBlur(tile, (3, 3), 0.8)
+
+    # ------------------------------------------------------------------------------------------
+    def render(self, cam: CameraSpec, snap: Snapshot, scale: float, rng: np.random.Generator,
+               keep_buffers: bool = False, exact: bool = True) -> RenderResult:
+        """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames)."""
+        tb = self.tables(cam, scale)
+        h, w = tb.h, tb.w
+        cam_to_world = snap.ego @ cam.to_ego
+        world_to_cam = cam_to_world.inverse()
+        cond = self.condition
+        night = cond == "night"
+
+        # --- background: sky gradient + ground texture --------------------------------------
+        if tb.sky is None:
+            top = np.asarray(SKY_TOP[cond], np.float32)
+            hor = np.asarray(SKY_HORIZON[cond], np.float32)
+            f = np.clip(tb.elev / 0.6, 0, 1)[..., None]
+            tb.sky = (hor * (1 - f) + top * f).reshape(-1, 3)
+            nrng = np.random.default_rng(np.random.SeedSequence([tb.w, tb.h, 17]))
+            tb.noise = nrng.normal(0, 1, (h + 32, w + 32, 3)).astype(np.float32)
+        img = tb.sky.copy()
+        depth = np.full(h * w, np.inf, np.float32)
+        gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
+        rgb, _ = self.sim.ground_lookup(gxy)
+        gcol = rgb.astype(np.float32)
+        if cond == "rain":
+            gcol *= 0.72  # wet asphalt is darker
+        if night:
+            gcol *= self._night_ground_light(tb, snap)[:, None]
+        img[tb.ground_idx] = gcol
+        depth[tb.ground_idx] = tb.ground_depth
+        img = img.reshape(h, w, 3)
+        depth = depth.reshape(h, w)
+
+        # --- objects ------------------------------------------------------------------------
+        face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact)
+        owner = np.full((h, w), -1, np.int32)
+        hit = face_buf >= 0
+        if faces is not None and hit.any():
+            fidx = face_buf[hit]
+            img[hit] = faces["color"][fidx]
+            depth[hit] = 1.0 / invz[hit]
+            owner[hit] = faces["owner_code"][fidx]
+
+        # --- conditions ------------------------------------------------------------------------
+        img = self._weather(img, depth, tb, rng, faces, face_buf)
+        # Sensor noise (a shifted tile: cheap and deterministic).
+        oy, ox = (int(v) for v in rng.integers(0, 32, 2))
+        sigma = {"day": 3.0, "night": 6.0, "rain": 4.0, "fog": 3.0}[cond]
+        img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
+        img8 = np.clip(img, 0, 255).astype(np.uint8)
+        if (w, h) != (cam.width, cam.height):
+            img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
+        return RenderResult(img8, owner if keep_buffers else None, depth if keep_buffers else None, scale)
+
+    def _night_ground_light(self, tb: _CamTables, snap: Snapshot) -> np.ndarray:
+        """Ego headlights and street lamps on the ground, as a per-ground-pixel gain."""
+        ge = tb.ground_ego
+        x, y = ge[:, 0], ge[:, 1]
+        cone = np.clip(1.0 - np.abs(y) / (0.35 * np.maximum(x, 0.1) + 1.0), 0, 1) * (x > 2.0)
+        head = cone * np.clip(1.0 - x / 45.0, 0, 1) ** 1.5 * 0.9
+        gain = 0.1 + head
+        return gain.astype(np.float32)
+
+    def _rasterize(self, tb: _CamTables, snap: Snapshot, world_to_cam: Transform, cam_to_world: Transform,
+                   exact: bool = True):
+        h, w = tb.h, tb.w
+        face_buf = np.full((h, w), -1, np.int32)
+        invz = np.zeros((h, w), np.float64)
+        corners = snap.part_corners
+        if len(corners) == 0:
+            return face_buf, invz, None
+        cam_pos = cam_to_world.translation
+        # Cull parts entirely behind the camera or far away.
+        cc = world_to_cam.apply(corners.reshape(-1, 3)).reshape(-1, 8, 3)
+        zmax = cc[..., 2].max(1)
+        zmin = cc[..., 2].min(1)
+        xr = np.abs(cc[..., 0]).min(1)
+        keep = (zmax > NEAR) & (zmin < 150.0)
+        # Horizontal frustum test on the part's corner extent (conservative).
+        hx = np.maximum(w - tb.k[0, 2], tb.k[0, 2]) / tb.k[0, 0]
+        keep &= ~((cc[..., 0] > hx * np.maximum(cc[..., 2], 0) + 0.5).all(1)) | (xr < 1.0)
+        keep &= ~((cc[..., 0] < -hx * np.maximum(cc[..., 2], 0) - 0.5).all(1))
+        pidx = np.flatnonzero(keep)
+        if len(pidx) == 0:
+            return face_buf, invz, None
+        # Faces of kept parts: world normals, back-face culling.
+        normals = np.einsum("pij,fj->pfi", snap.part_axes[pidx], FACE_NORMALS)  # (P, 6, 3)
+        fcorn = corners[pidx][:, FACES]  # (P, 6, 4, 3)
+        fcen = fcorn.mean(2)
+        front = (normals * (fcen - cam_pos)).sum(-1) < 0
+        pi, fi = np.nonzero(front)
+        if len(pi) == 0:
+            return face_buf, invz, None
+        n_w = normals[pi, fi]
+        verts_cam = cc[pidx][pi][np.arange(len(pi))[:, None], FACES[fi]]  # (F, 4, 3)
+        n_c = n_w @ world_to_cam.rotation.T
+        d = (n_c * verts_cam[:, 0]).sum(-1)  # plane: n.X = d (d < 0 for front faces)
+        k = tb.k
+        # inverse depth = A u + B v + C with u, v pixel coordinates.
+        a_c = n_c[:, 0] / (k[0, 0] * d)
+        b_c = n_c[:, 1] / (k[1, 1] * d)
+        c_c = (n_c[:, 2] - n_c[:, 0] * k[0, 2] / k[0, 0] - n_c[:, 1] * k[1, 2] / k[1, 1]) / d
+        # Shading: Lambert with sun + sky ambient; emissive parts glow.
+        part = pidx[pi]
+        col = self._shade(snap, part, n_w, fcen[pi, fi])
+        owner_code = np.where(snap.part_owner[part] >= 0, snap.part_owner[part], -2).astype(np.int32)
+        zc = verts_cam[..., 2]
+        nearest = zc.min(1)
+        uvz = verts_cam @ k.T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv_all = uvz[..., :2] / uvz[..., 2:3]
+        clipped = nearest < NEAR
+        polys: list = [None] * len(pi)
+        for f in np.flatnonzero(clipped):
+            poly = _clip_near(verts_cam[f], NEAR)
+            if poly is not None:
+                p = poly @ k.T
+                polys[f] = p[:, :2] / p[:, 2:3]
+        safe = np.where(clipped[:, None, None], 0.0, uv_all)
+        bx0 = np.clip(np.floor(safe[..., 0].min(1)), 0, w).astype(np.int64)
+        bx1 = np.clip(np.ceil(safe[..., 0].max(1)) + 1, 0, w).astype(np.int64)
+        by0 = np.clip(np.floor(safe[..., 1].min(1)), 0, h).astype(np.int64)
+        by1 = np.clip(np.ceil(safe[..., 1].max(1)) + 1, 0, h).astype(np.int64)
+        pts_all = np.round((safe - 0.5) * 16).astype(np.int32)
+        order = np.argsort(nearest)  # front to back: fewer overwrites
+        if not exact:
+            # Painter's algorithm, far to near by face-centre distance.
+            order = np.argsort(-np.linalg.norm(verts_cam.mean(1), axis=1))
+        bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
+        for f in order.tolist():
+            if clipped[f]:
+                uv = polys[f]
+                if uv is None:
+                    continue
+                x0 = max(int(np.floor(uv[:, 0].min())), 0)
+                x1 = min(int(np.ceil(uv[:, 0].max())) + 1, w)
+                y0 = max(int(np.floor(uv[:, 1].min())), 0)
+                y1 = min(int(np.ceil(uv[:, 1].max())) + 1, h)
+                pts = np.round((uv - 0.5) * 16).astype(np.int32)
+            else:
+                x0, x1, y0, y1 = bx0l[f], bx1l[f], by0l[f], by1l[f]
+                pts = pts_all[f]
+            if x1 <= x0 or y1 <= y0:
+                continue
+            if not exact:
+                cv2.fillConvexPoly(face_buf, pts, f, cv2.LINE_8, 4)
+                continue
+            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            cv2.fillConvexPoly(mask, pts - np.array([16 * x0, 16 * y0], np.int32), 1, cv2.LINE_8, 4)
+            iz = (a_c[f] * tb.us[x0:x1])[None, :] + (b_c[f] * tb.vs[y0:y1] + c_c[f])[:, None]
+            zb = invz[y0:y1, x0:x1]
+            win = (mask > 0) & (iz > zb)
+            if win.any():
+                zb[win] = iz[win]
+                face_buf[y0:y1, x0:x1][win] = f
+        if not exact:
+            hit = face_buf >= 0
+            fb = face_buf[hit]
+            invz[hit] = a_c[fb] * tb.us[np.nonzero(hit)[1]] + b_c[fb] * tb.vs[np.nonzero(hit)[0]] + c_c[fb]
+        faces = {"color": col, "owner_code": owner_code}
+        return face_buf, invz, faces
+
+    def _shade(self, snap: Snapshot, part: np.ndarray, n_w: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        cond = self.condition
+        base = snap.part_color[part].astype(np.float32)
+        emis = snap.part_emissive[part]
+        if cond == "night":
+            # Ambient moonlight + ego headlights on objects ahead.
+            rel = snap.ego.inverse().apply(centers)
+            x, y = rel[:, 0], rel[:, 1]
+            cone = np.clip(1.0 - np.abs(y) / (0.35 * np.maximum(x, 0.1) + 1.5), 0, 1) * (x > 1.0)
+            lit = 0.1 + cone * np.clip(1.0 - x / 50.0, 0, 1) * 0.9 * (n_w[:, 0] * 0 + 1)
+            col = base * lit[:, None]
+            col[emis == 1] = (255, 250, 230)
+            col[emis == 2] = (255, 40, 30)
+            return col
+        sun = self.sim.sun
+        diff = np.clip(n_w @ sun, 0, 1)
+        up = np.clip(n_w[:, 2], 0, 1)
+        if cond == "day":
+            lit = 0.45 + 0.55 * diff + 0.1 * up
+        else:  # overcast: soft light, little directionality
+            lit = 0.6 + 0.15 * diff + 0.2 * up
+        col = base * lit[:, None].astype(np.float32)
+        col[emis == 2] = np.maximum(col[emis == 2], (170, 25, 25))
+        return np.clip(col, 0, 255)
+
+    def _weather(self, img: np.ndarray, depth: np.ndarray, tb: _CamTables, rng: np.random.Generator,
+                 faces, face_buf) -> np.ndarray:
+        cond = self.condition
+        if cond == "fog":
+            vis = self._fog_vis
+            a = np.exp(-np.minimum(depth, 1e4) / vis)[..., None]
+            fogc = np.asarray(SKY_HORIZON["fog"], np.float32)
+            img = img * a + fogc * (1 - a)
+        elif cond == "rain":
+            a = np.exp(-np.minimum(depth, 1e4) / 180.0)[..., None]
+            img = img * (0.85 * a + 0.15) + np.float32(150.0) * (1 - (0.85 * a + 0.15))
+            if self.rain_tile is not None:
+                oy, ox = rng.integers(0, 512, 2)
+                rt = np.roll(self.rain_tile, (int(oy), int(ox)), axis=(0, 1))
+                reps = (tb.h // 512 + 1, tb.w // 512 + 1)
+                streak = np.tile(rt, reps)[: tb.h, : tb.w]
+                img = img + streak[..., None] * 55.0
+        elif cond == "night":
+            # Glow around lamps / lights: blur the bright part and add.
+            bright = np.clip(img - 200.0, 0, None)
+            if bright.max() > 0:
+                img = img + cv2.GaussianBlur(bright, (0, 0), 3.0) * 1.5
+        return img
+
+    @property
+    def _fog_vis(self) -> float:
+        return getattr(self, "fog_visibility", 55.0)
+
+
+def _clip_near(poly: np.ndarray, near: float) -> np.ndarray | None:
+    """Sutherland-Hodgman clip of a polygon (K, 3) against z >= near."""
+    out = []
+    n = len(poly)
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        ina, inb = a[2] >= near, b[2] >= near
+        if ina:
+            out.append(a)
+        if ina != inb:
+            t = (near - a[2]) / (b[2] - a[2])
+            out.append(a + t * (b - a))
+    return np.asarray(out) if len(out) >= 3 else None

@@ -1,0 +1,784 @@
+"""Procedural traffic scenes: road layout, ego trajectory and agents of the 10 nuScenes classes.
+
+A scene is a flat world (ground at z = 0, x/y in metres) with one main road (straight or curved)
+and optionally a crossing road. Every agent follows a polyline path with a speed profile, so its
+state (position, heading, velocity) is known analytically at any sensor timestamp. States are
+sampled on a fine time grid once and interpolated per sensor firing.
+
+Class statistics follow nuScenes (mean sizes from the devkit's train set, class frequencies,
+attribute mix): cars dominate, pedestrians walk on sidewalks or cross at crosswalks, barriers and
+cones appear in road-work zones, trailers are parked or towed, cycles are ridden or parked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from imkd_ros.constants import ATTR_TO_ID, CLASS_TO_ID, CLASSES, NO_ATTRIBUTE
+
+CONDITIONS = ("day", "night", "rain", "fog")
+CONDITION_PROBS = (0.55, 0.15, 0.18, 0.12)
+ROAD_TYPES = ("straight", "curved", "intersection")
+
+# nuScenes mean (w, l, h) and a spread; sizes are drawn per instance.
+SIZE_MEAN = {
+    "car": (1.95, 4.62, 1.73),
+    "truck": (2.52, 6.94, 2.84),
+    "construction_vehicle": (2.82, 6.56, 3.21),
+    "bus": (2.95, 11.19, 3.49),
+    "trailer": (2.92, 12.28, 3.87),
+    "barrier": (2.53, 0.50, 0.98),
+    "motorcycle": (0.77, 2.11, 1.47),
+    "bicycle": (0.61, 1.70, 1.30),
+    "pedestrian": (0.67, 0.73, 1.77),
+    "traffic_cone": (0.41, 0.41, 1.07),
+}
+SIZE_STD = {
+    "car": (0.12, 0.35, 0.17),
+    "truck": (0.25, 1.6, 0.45),
+    "construction_vehicle": (0.35, 1.2, 0.5),
+    "bus": (0.10, 0.9, 0.2),
+    "trailer": (0.2, 2.0, 0.35),
+    "barrier": (0.4, 0.08, 0.08),
+    "motorcycle": (0.12, 0.15, 0.15),
+    "bicycle": (0.08, 0.12, 0.12),
+    "pedestrian": (0.08, 0.1, 0.12),
+    "traffic_cone": (0.06, 0.06, 0.15),
+}
+VEHICLES = ("car", "truck", "construction_vehicle", "bus", "trailer")
+CYCLES = ("motorcycle", "bicycle")
+
+DT_GRID = 0.01  # s, agent state grid
+
+
+@dataclass
+class Road:
+    """A road along a centreline polyline; lanes are on both sides (right-hand traffic)."""
+
+    xy: np.ndarray  # (K, 2) centreline, ~1 m spacing
+    lanes_per_dir: int
+    lane_width: float = 3.5
+    parking: tuple[bool, bool] = (False, False)  # (right side, left side) parking lane
+    parking_width: float = 2.4
+    sidewalk_width: float = 3.0
+    bike_width: float = 1.5  # cycle lane between the outer lane and parking / kerb
+
+    def __post_init__(self) -> None:
+        d = np.diff(self.xy, axis=0)
+        self.s = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
+        head = np.arctan2(d[:, 1], d[:, 0])
+        self.heading = np.unwrap(np.concatenate([head, head[-1:]]))
+
+    @property
+    def length(self) -> float:
+        return float(self.s[-1])
+
+    @property
+    def half_width(self) -> float:
+        return self.lanes_per_dir * self.lane_width
+
+    def edge_offset(self, side: int) -> float:
+        """Lateral offset of the kerb on ``side`` (+1 left, -1 right)."""
+        park = self.parking[0 if side < 0 else 1]
+        return side * (self.half_width + self.bike_width + (self.parking_width if park else 0.0))
+
+    def pose(self, s: np.ndarray, lateral: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) points at arc length ``s`` offset ``lateral`` to the left, and headings (N,)."""
+        s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+        x = np.interp(s, self.s, self.xy[:, 0])
+        y = np.interp(s, self.s, self.xy[:, 1])
+        h = np.interp(s, self.s, self.heading)
+        lat = np.broadcast_to(np.asarray(lateral, dtype=np.float64), s.shape)
+        return np.stack([x - np.sin(h) * lat, y + np.cos(h) * lat], axis=1), h
+
+    def lane_path(self, lateral: float, reverse: bool, step: float = 1.0) -> np.ndarray:
+        s = np.arange(0.0, self.length + 1e-6, step)
+        xy, _ = self.pose(s, lateral)
+        return xy[::-1].copy() if reverse else xy
+
+    def lane_center(self, lane: int, direction: int) -> float:
+        """Lateral offset of lane ``lane`` (0 = innermost) in ``direction`` (+1 along s, -1 against)."""
+        return -direction * (lane + 0.5) * self.lane_width
+
+
+@dataclass
+class Agent:
+    """One annotated object (or the ego): a path with a speed profile, or a static pose."""
+
+    cls: str
+    size: np.ndarray  # (w, l, h)
+    path: np.ndarray | None  # (K, 2) polyline or None for static
+    s0: float = 0.0
+    speed: np.ndarray | None = None  # speed on the time grid (T,), set by Scene.finalize
+    static_xy: np.ndarray | None = None
+    static_yaw: float = 0.0
+    kind: str = "traffic"  # traffic | parked | stopped | walking | standing | sitting | static
+    rider: bool = False
+    category: str = ""
+    appearance: dict = field(default_factory=dict)
+    yaw_offset: float = 0.0  # heading relative to the path tangent (barriers: pi/2)
+
+
+@dataclass
+class Prop:
+    """Unannotated static structure (building, tree, pole, guard rail, wall)."""
+
+    kind: str
+    center: np.ndarray  # (3,) bottom-centre x, y and z = 0
+    size: np.ndarray  # (w, l, h)
+    yaw: float
+    color: np.ndarray
+
+
+@dataclass
+class Scene:
+    name: str
+    condition: str
+    road_type: str
+    roads: list[Road]
+    ego: Agent
+    agents: list[Agent]
+    props: list[Prop]
+    duration: float
+    seed: int
+    description: str = ""
+    times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Filled by finalize(): states on the grid, (T, N, ...) for agents, (T, ...) for ego.
+    grid_xy: np.ndarray | None = None
+    grid_yaw: np.ndarray | None = None
+    grid_vel: np.ndarray | None = None
+    ego_xy: np.ndarray | None = None
+    ego_yaw: np.ndarray | None = None
+    ego_vel: np.ndarray | None = None
+
+    # ---------------------------------------------------------------------------------------
+    def finalize(self) -> None:
+        self.times = np.arange(0.0, self.duration + 0.5 + 1e-9, DT_GRID)
+        states = [_agent_states(a, self.times) for a in self.agents]
+        xy, yaw, vel = zip(*states, strict=True) if states else ((), (), ())
+        n = len(self.agents)
+        t = len(self.times)
+        self.grid_xy = np.stack(xy, axis=1) if n else np.zeros((t, 0, 2))
+        self.grid_yaw = np.stack(yaw, axis=1) if n else np.zeros((t, 0))
+        self.grid_vel = np.stack(vel, axis=1) if n else np.zeros((t, 0, 2))
+        self.ego_xy, self.ego_yaw, self.ego_vel = _agent_states(self.ego, self.times)
+        self.labels = np.array([CLASS_TO_ID[a.cls] for a in self.agents], dtype=np.int64)
+        self.sizes = np.array([a.size for a in self.agents], dtype=np.float64).reshape(-1, 3)
+
+    def _interp(self, t: float) -> tuple[int, float]:
+        f = min(max(t / DT_GRID, 0.0), len(self.times) - 1.000001)
+        i = int(f)
+        return i, f - i
+
+    def agent_states(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Agents at scene time ``t`` (s): centre (N, 3), yaw (N,), velocity (N, 2); world frame."""
+        i, w = self._interp(t)
+        xy = self.grid_xy[i] * (1 - w) + self.grid_xy[i + 1] * w
+        yaw = self.grid_yaw[i] * (1 - w) + self.grid_yaw[i + 1] * w
+        vel = self.grid_vel[i] * (1 - w) + self.grid_vel[i + 1] * w
+        center = np.concatenate([xy, self.sizes[:, 2:3] / 2], axis=1)
+        return center, _wrap(yaw), vel
+
+    def ego_state(self, t: float) -> tuple[np.ndarray, float, np.ndarray, float]:
+        """Ego pose at ``t``: xy (2,), yaw, velocity (2,) world frame, yaw rate (rad/s)."""
+        i, w = self._interp(t)
+        xy = self.ego_xy[i] * (1 - w) + self.ego_xy[i + 1] * w
+        yaw = self.ego_yaw[i] * (1 - w) + self.ego_yaw[i + 1] * w
+        vel = self.ego_vel[i] * (1 - w) + self.ego_vel[i + 1] * w
+        yaw_rate = (self.ego_yaw[i + 1] - self.ego_yaw[i]) / DT_GRID
+        return xy, float(_wrap(yaw)), vel, float(yaw_rate)
+
+    def attributes(self, t: float) -> np.ndarray:
+        """Attribute index per agent at ``t`` (depends on its current speed and role)."""
+        _, _, vel = self.agent_states(t)
+        speed = np.hypot(vel[:, 0], vel[:, 1])
+        out = np.full(len(self.agents), NO_ATTRIBUTE, dtype=np.int64)
+        for k, a in enumerate(self.agents):
+            if a.cls in VEHICLES:
+                if speed[k] > 0.3:
+                    out[k] = ATTR_TO_ID["vehicle.moving"]
+                elif a.kind == "parked":
+                    out[k] = ATTR_TO_ID["vehicle.parked"]
+                else:
+                    out[k] = ATTR_TO_ID["vehicle.stopped"]
+            elif a.cls in CYCLES:
+                out[k] = ATTR_TO_ID["cycle.with_rider" if a.rider else "cycle.without_rider"]
+            elif a.cls == "pedestrian":
+                if a.kind == "sitting":
+                    out[k] = ATTR_TO_ID["pedestrian.sitting_lying_down"]
+                elif speed[k] > 0.2:
+                    out[k] = ATTR_TO_ID["pedestrian.moving"]
+                else:
+                    out[k] = ATTR_TO_ID["pedestrian.standing"]
+        return out
+
+
+def _wrap(a):
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+def _agent_states(a: Agent, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = len(times)
+    if a.path is None or a.speed is None:
+        xy = np.broadcast_to(np.asarray(a.static_xy, dtype=np.float64), (n, 2)).copy()
+        return xy, np.full(n, a.static_yaw), np.zeros((n, 2))
+    d = np.diff(a.path, axis=0)
+    ps = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
+    head = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    head = np.concatenate([head, head[-1:]])
+    s = a.s0 + np.concatenate([[0.0], np.cumsum(a.speed[:-1]) * DT_GRID])
+    x = np.interp(s, ps, a.path[:, 0])
+    y = np.interp(s, ps, a.path[:, 1])
+    # Heading from the (smoothed) tangent; past the path end, keep the last heading.
+    h = np.interp(s, ps, head)
+    # Beyond the polyline ends np.interp clamps: extrapolate linearly instead.
+    over = s > ps[-1]
+    if np.any(over):
+        extra = s[over] - ps[-1]
+        x[over] = a.path[-1, 0] + extra * np.cos(head[-1])
+        y[over] = a.path[-1, 1] + extra * np.sin(head[-1])
+    xy = np.stack([x, y], axis=1)
+    # Velocity from the positions themselves, so it is consistent even where the path clamps.
+    vel = np.gradient(xy, DT_GRID, axis=0)
+    return xy, h + a.yaw_offset, vel
+
+
+def _speed_profile(times: np.ndarray, v0: float, vmax: float, events: list[tuple[float, float]]) -> np.ndarray:
+    """Speeds on the grid from piecewise-constant accelerations ``events`` = [(t_start, accel)]."""
+    acc = np.zeros_like(times)
+    for t0, a in sorted(events):
+        acc[times >= t0] = a
+    v = np.empty_like(times)
+    cur = v0
+    for k in range(len(times)):
+        v[k] = cur
+        cur = min(max(cur + acc[k] * DT_GRID, 0.0), vmax)
+    return v
+
+
+# =============================================================================================
+# Generation
+# =============================================================================================
+
+
+def _curved_centerline(rng: np.random.Generator, length: float) -> np.ndarray:
+    step = 1.0
+    n = int(length / step)
+    curv = np.zeros(n)
+    pos = 0
+    while pos < n:
+        seg = int(rng.uniform(60, 200))
+        k = 0.0 if rng.random() < 0.3 else rng.choice([-1, 1]) / rng.uniform(60, 250)
+        curv[pos:pos + seg] = k
+        pos += seg
+    # Smooth curvature changes (clothoid-like transitions).
+    kernel = np.ones(25) / 25
+    curv = np.convolve(curv, kernel, mode="same")
+    head = np.cumsum(curv) * step
+    head -= head[n // 2]
+    xy = np.cumsum(np.stack([np.cos(head), np.sin(head)], axis=1) * step, axis=0)
+    return xy - xy[n // 2]
+
+
+def sample_size(rng: np.random.Generator, cls: str, scale: float = 1.0) -> np.ndarray:
+    m = np.asarray(SIZE_MEAN[cls])
+    s = np.asarray(SIZE_STD[cls])
+    size = m * scale + rng.normal(0, 1, 3) * s
+    return np.clip(size, m * 0.6, m * 1.6)
+
+
+class _Builder:
+    """Accumulates agents while keeping them apart (simple occupancy along lanes)."""
+
+    def __init__(self, rng: np.random.Generator, times: np.ndarray):
+        self.rng = rng
+        self.times = times
+        self.agents: list[Agent] = []
+        self.static_boxes: list[tuple[np.ndarray, float]] = []  # (xy, radius) of static objects
+
+    def free(self, xy: np.ndarray, radius: float) -> bool:
+        return all(np.hypot(*(xy - c)) >= r + radius for c, r in self.static_boxes)
+
+    def add_static(self, cls: str, xy: np.ndarray, yaw: float, kind: str, size: np.ndarray | None = None,
+                   rider: bool = False, category: str = "", check: bool = True) -> Agent | None:
+        size = sample_size(self.rng, cls) if size is None else size
+        radius = 0.5 * float(np.hypot(size[0], size[1]))
+        if check and not self.free(xy, radius):
+            return None
+        a = Agent(cls, size, None, static_xy=np.asarray(xy, float), static_yaw=float(yaw), kind=kind, rider=rider,
+                  category=category, appearance=_appearance(self.rng, cls, rider))
+        self.static_boxes.append((np.asarray(xy, float), radius))
+        self.agents.append(a)
+        return a
+
+    def add_moving(self, cls: str, path: np.ndarray, s0: float, speed: np.ndarray, kind: str = "traffic",
+                   size: np.ndarray | None = None, rider: bool = False, category: str = "") -> Agent:
+        size = sample_size(self.rng, cls) if size is None else size
+        a = Agent(cls, size, path, s0=s0, speed=speed, kind=kind, rider=rider, category=category,
+                  appearance=_appearance(self.rng, cls, rider))
+        self.agents.append(a)
+        return a
+
+
+CAR_COLORS = np.array(
+    [[235, 235, 235], [25, 25, 28], [140, 142, 148], [190, 192, 196], [160, 20, 25], [30, 50, 120],
+     [20, 80, 50], [210, 170, 40], [90, 60, 40], [60, 110, 170], [240, 240, 225], [70, 70, 75]], dtype=np.float64)
+CLOTHES = np.array(
+    [[30, 30, 35], [200, 200, 205], [50, 60, 120], [150, 30, 40], [60, 100, 60], [120, 110, 90],
+     [220, 180, 60], [90, 90, 95], [20, 40, 80], [170, 120, 160]], dtype=np.float64)
+SKIN = np.array([[230, 190, 160], [190, 140, 110], [140, 95, 70], [95, 65, 45]], dtype=np.float64)
+
+
+def _appearance(rng: np.random.Generator, cls: str, rider: bool) -> dict:
+    jitter = lambda c: np.clip(c + rng.normal(0, 8, 3), 0, 255)  # noqa: E731
+    ap: dict = {"variant": int(rng.integers(0, 3))}
+    if cls in ("car", "truck", "trailer", "motorcycle", "bicycle"):
+        ap["body"] = jitter(CAR_COLORS[rng.integers(len(CAR_COLORS))])
+        ap["cargo"] = jitter(CAR_COLORS[rng.integers(len(CAR_COLORS))] * 0.5 + 120)
+    elif cls == "bus":
+        ap["body"] = jitter(np.array([[200, 40, 40], [240, 240, 240], [40, 90, 170], [230, 180, 30],
+                                      [40, 140, 80]], float)[rng.integers(5)])
+        ap["cargo"] = ap["body"]
+    elif cls == "construction_vehicle":
+        ap["body"] = jitter(np.array([[235, 170, 20], [230, 120, 20], [200, 200, 60]], float)[rng.integers(3)])
+        ap["cargo"] = ap["body"]
+    elif cls == "barrier":
+        ap["body"] = jitter(np.array([[200, 200, 195], [220, 90, 30], [230, 230, 230], [180, 30, 30]],
+                                     float)[rng.integers(4)])
+        ap["cargo"] = jitter(np.array([240.0, 240, 240]))
+    elif cls == "traffic_cone":
+        ap["body"] = jitter(np.array([[245, 110, 20], [235, 70, 20], [250, 150, 30]], float)[rng.integers(3)])
+        ap["cargo"] = np.array([245.0, 245, 245])
+    if cls == "pedestrian" or rider:
+        ap["shirt"] = jitter(CLOTHES[rng.integers(len(CLOTHES))])
+        ap["pants"] = jitter(CLOTHES[rng.integers(len(CLOTHES))])
+        ap["skin"] = jitter(SKIN[rng.integers(len(SKIN))])
+        ap["hair"] = jitter(np.array([[20, 15, 10], [80, 50, 25], [160, 130, 80], [120, 120, 120]],
+                                     float)[rng.integers(4)])
+    return ap
+
+
+def _vehicle_class(rng: np.random.Generator, bus_ok: bool = True) -> str:
+    classes = ["car", "truck", "bus", "motorcycle", "construction_vehicle"]
+    p = np.array([0.80, 0.11, 0.04 if bus_ok else 0.0, 0.035, 0.015])
+    return classes[rng.choice(len(classes), p=p / p.sum())]
+
+
+def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | None = None,
+                   condition: str | None = None, road_type: str | None = None) -> Scene:
+    """Deterministic scene ``index`` of a dataset with ``seed``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    condition = condition or str(rng.choice(CONDITIONS, p=CONDITION_PROBS))
+    road_type = road_type or str(rng.choice(ROAD_TYPES, p=[0.35, 0.35, 0.30]))
+    times = np.arange(0.0, duration + 0.5 + 1e-9, DT_GRID)
+    b = _Builder(rng, times)
+
+    lanes = int(rng.choice([1, 2], p=[0.55, 0.45]))
+    parking = (bool(rng.random() < 0.6), bool(rng.random() < 0.5))
+    length = max(400.0, duration * 16 + 260)
+    if road_type == "curved":
+        center = _curved_centerline(rng, length)
+    else:
+        xs = np.arange(-length / 2, length / 2 + 1e-6, 1.0)
+        center = np.stack([xs, np.zeros_like(xs)], axis=1)
+    main = Road(center, lanes, parking=parking)
+    roads = [main]
+    s_mid = main.length / 2
+
+    # --- crossing road ---------------------------------------------------------------------------
+    cross = None
+    cross_s = s_mid + float(rng.uniform(-10, 40))
+    if road_type == "intersection":
+        (cxy, ch) = main.pose(np.array([cross_s]))
+        h = ch[0] + np.pi / 2
+        ts = np.arange(-150.0, 150.0 + 1e-6, 1.0)
+        cpts = cxy[0][None, :] + ts[:, None] * np.array([np.cos(h), np.sin(h)])[None, :]
+        cross = Road(cpts, int(rng.choice([1, 2])), parking=(False, False))
+        roads.append(cross)
+    cross_hw = cross.half_width if cross is not None else 0.0
+    stop_line = cross_s - cross_hw - 4.0  # main-road stop line, direction +1
+    stop_line_back = cross_s + cross_hw + 4.0  # direction -1
+
+    def in_intersection(s: float, margin: float = 0.0) -> bool:
+        return cross is not None and abs(s - cross_s) < cross_hw + 8.0 + margin
+
+    # --- ego ----------------------------------------------------------------------------------
+    ego_lane = int(rng.integers(0, lanes))
+    ego_lat = main.lane_center(ego_lane, +1)
+    stationary_ego = rng.random() < 0.08
+    vmax_ego = float(rng.uniform(5.0, 14.0))
+    v0 = 0.0 if stationary_ego else float(rng.uniform(0.6, 1.0)) * vmax_ego
+    ego_s0 = s_mid - (0.0 if stationary_ego else v0 * duration * 0.5)
+    stop_at_intersection = road_type == "intersection" and not stationary_ego and rng.random() < 0.5
+    ego_path = main.lane_path(ego_lat, reverse=False)
+    queue_sizes: list[np.ndarray] = []
+    if stationary_ego:
+        ego_speed = np.zeros_like(times)
+    elif stop_at_intersection:
+        # Approach and stop behind a queue before the crossing.
+        v0 = float(rng.uniform(5.0, 9.0))
+        queue_sizes = [sample_size(rng, "car") for _ in range(int(rng.integers(0, 3)))]
+        stop_s = stop_line - sum(q[1] + 2.0 for q in queue_sizes) - 2.0 - 4.08 / 2
+        brake_dist = v0 * v0 / (2 * 2.0)
+        ego_s0 = stop_s - brake_dist - v0 * float(rng.uniform(1.0, 5.0))
+        t_brake = (stop_s - brake_dist - ego_s0) / v0
+        ego_speed = _speed_profile(times, v0, v0, [(t_brake, -2.0)])
+    else:
+        events = []
+        if rng.random() < 0.4:
+            t_ev = float(rng.uniform(2, max(duration - 4, 2.5)))
+            events.append((t_ev, float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.2))))
+            events.append((t_ev + float(rng.uniform(2, 5)), 0.0))
+        ego_speed = _speed_profile(times, v0, vmax_ego, events)
+    ego_size = np.array([1.73, 4.08, 1.56])
+    ego = Agent("car", ego_size, ego_path, s0=float(ego_s0), speed=ego_speed, kind="ego")
+    ego_s_t = ego_s0 + np.concatenate([[0.0], np.cumsum(ego_speed[:-1]) * DT_GRID])
+    ego_s_range = (float(ego_s_t.min()), float(ego_s_t.max()))
+
+    lo = ego_s_range[0] - 70.0
+    hi = ego_s_range[1] + 90.0
+    lo, hi = max(lo, 5.0), min(hi, main.length - 5.0)
+    zero = np.zeros_like(times)
+
+    # --- moving traffic on the main road --------------------------------------------------------
+    density = float(rng.uniform(0.3, 1.0))
+    for direction in (+1, -1):
+        for lane in range(lanes):
+            lat = main.lane_center(lane, direction)
+            path = main.lane_path(lat, reverse=direction < 0)
+            lane_v = float(np.clip(rng.normal(10.0, 2.5), 4.0, 15.0))
+            ego_lane_here = direction > 0 and lane == ego_lane
+            if ego_lane_here and not stop_at_intersection:
+                lane_v = max(lane_v, vmax_ego + 0.5)
+
+            def to_path(s: float, direction: int = direction) -> float:
+                return s if direction > 0 else main.length - s
+
+            if stop_at_intersection:
+                # Queue waiting at the stop line, then vehicles that already crossed driving away.
+                line = stop_line if direction > 0 else stop_line_back
+                sizes = queue_sizes if ego_lane_here else [
+                    sample_size(rng, "car") for _ in range(int(rng.integers(0, 5)))]
+                s = line
+                for size in sizes:
+                    s -= direction * size[1] / 2
+                    b.add_moving("car", path, to_path(s), zero, kind="stopped", size=size)
+                    s -= direction * (size[1] / 2 + float(rng.uniform(1.5, 3.0)))
+                s = (cross_s + direction * (cross_hw + 10.0 + float(rng.uniform(0, 30))))
+                while lo < s < hi:
+                    cls = _vehicle_class(rng)
+                    size = sample_size(rng, cls)
+                    b.add_moving(cls, path, to_path(s), _speed_profile(times, lane_v, lane_v, []), size=size,
+                                 rider=cls == "motorcycle")
+                    s += direction * (size[1] + float(rng.exponential(25.0 / density)) + 6.0)
+                continue
+            s = lo + float(rng.uniform(0, 20))
+            while s < hi:
+                cls = _vehicle_class(rng)
+                size = sample_size(rng, cls)
+                s_next = s + size[1] + float(rng.exponential(25.0 / density)) + 4.0
+                if ego_lane_here and abs(s - ego_s0) < 12 + size[1]:
+                    s = s_next
+                    continue
+                if ego_lane_here and s < ego_s0:
+                    speed = ego_speed.copy()  # follow the ego at its speed: constant gap
+                else:
+                    speed = _speed_profile(times, lane_v, lane_v, [])
+                b.add_moving(cls, path, to_path(s), speed, size=size, rider=cls == "motorcycle")
+                # Trucks sometimes tow a trailer.
+                if cls == "truck" and rng.random() < 0.25:
+                    tsize = sample_size(rng, "trailer")
+                    off = (size[1] + tsize[1]) / 2 + 0.6
+                    b.add_moving("trailer", path, to_path(s) - off, speed, size=tsize)
+                    s_next += tsize[1]
+                s = s_next
+
+    # --- crossing-road traffic ------------------------------------------------------------------
+    if cross is not None:
+        c_mid = cross.length / 2
+        for direction in (+1, -1):
+            for lane in range(cross.lanes_per_dir):
+                lat = cross.lane_center(lane, direction)
+                path = cross.lane_path(lat, reverse=direction < 0)
+                lane_v = float(np.clip(rng.normal(9.0, 2.0), 4.0, 13.0))
+                # In path coordinates, the crossing is at c_mid either way.
+                if stop_at_intersection:
+                    s = float(rng.uniform(0, 30))
+                    while s < cross.length:
+                        cls = _vehicle_class(rng)
+                        size = sample_size(rng, cls)
+                        b.add_moving(cls, path, s, _speed_profile(times, lane_v, lane_v, []), size=size,
+                                     rider=cls == "motorcycle")
+                        s += size[1] + float(rng.exponential(25.0)) + 6.0
+                else:
+                    # Queue of stopped vehicles before the stop line.
+                    s = c_mid - main.half_width - 4.0
+                    for _ in range(int(rng.integers(0, 5))):
+                        cls = _vehicle_class(rng, bus_ok=False)
+                        size = sample_size(rng, cls)
+                        s -= size[1] / 2
+                        b.add_moving(cls, path, s, np.zeros_like(times), kind="stopped", size=size,
+                                     rider=cls == "motorcycle")
+                        s -= size[1] / 2 + float(rng.uniform(1.5, 3.5))
+
+    # --- parked vehicles ------------------------------------------------------------------------
+    for side in (-1, +1):
+        if not main.parking[0 if side < 0 else 1]:
+            continue
+        lat = side * (main.half_width + main.bike_width + main.parking_width / 2)
+        s = lo + float(rng.uniform(0, 10))
+        while s < hi:
+            if rng.random() < 0.3 or in_intersection(s, 6):
+                s += float(rng.uniform(5, 20))
+                continue
+            r = rng.random()
+            cls = "car" if r < 0.8 else ("truck" if r < 0.9 else ("trailer" if r < 0.95 else "motorcycle"))
+            size = sample_size(rng, cls)
+            s += size[1] / 2
+            xy, h = main.pose(np.array([s]), lat + rng.normal(0, 0.15))
+            yaw = h[0] + (np.pi if rng.random() < 0.15 else 0.0) + rng.normal(0, 0.03)
+            b.add_static(cls, xy[0], yaw, "parked", size=size)
+            s += size[1] / 2 + float(rng.uniform(0.8, 3.0))
+
+    # --- pedestrians on sidewalks ---------------------------------------------------------------
+    n_ped = int(rng.poisson(22 * density + 4))
+    walk_roads = [main] + ([cross] if cross is not None else [])
+    for _ in range(n_ped):
+        road = walk_roads[int(rng.integers(len(walk_roads)))]
+        side = int(rng.choice([-1, 1]))
+        lat = road.edge_offset(side) + side * float(rng.uniform(0.6, road.sidewalk_width - 0.5))
+        if road is main:
+            s = float(rng.uniform(lo, hi))
+        else:
+            s = float(rng.uniform(road.length / 2 - 60, road.length / 2 + 60))
+        if road is main and in_intersection(s, 2):
+            continue
+        r = rng.random()
+        scale = 0.8 if rng.random() < 0.1 else 1.0  # children
+        size = sample_size(rng, "pedestrian", scale)
+        category = "human.pedestrian.adult"
+        if r < 0.62:
+            v = float(np.clip(rng.normal(1.35, 0.25), 0.6, 2.2))
+            direction = int(rng.choice([-1, 1]))
+            path = road.lane_path(lat, reverse=direction < 0, step=1.0)
+            ps = s if direction > 0 else road.length - s
+            b.add_moving("pedestrian", path, ps, _speed_profile(times, v, v, []), kind="walking", size=size,
+                         category=category)
+        elif r < 0.95:
+            xy, h = road.pose(np.array([s]), lat)
+            b.add_static("pedestrian", xy[0], float(rng.uniform(-np.pi, np.pi)), "standing", size=size,
+                         category=category)
+        else:
+            size[2] = float(rng.uniform(0.9, 1.25))
+            size[1] = float(rng.uniform(0.8, 1.1))
+            xy, h = road.pose(np.array([s]), lat)
+            b.add_static("pedestrian", xy[0], h[0] + side * np.pi / 2, "sitting", size=size, category=category)
+
+    # Crossing pedestrians at the crosswalks (cross road is stopped when the ego drives through).
+    if cross is not None:
+        for _ in range(int(rng.poisson(3))):
+            side = int(rng.choice([-1, 1]))
+            # Crosswalk across the crossing road, on the near or far side of the main road.
+            off = side * (main.half_width + 3.0)
+            c_s = cross.length / 2 + off
+            lat0 = cross.edge_offset(-1) - 1.5
+            lat1 = cross.edge_offset(+1) + 1.5
+            a_xy, _ = cross.pose(np.array([c_s, c_s]), np.array([lat0, lat1]))
+            if rng.random() < 0.5:
+                a_xy = a_xy[::-1].copy()
+            path = np.linspace(a_xy[0], a_xy[1], 20)
+            v = float(np.clip(rng.normal(1.3, 0.2), 0.7, 2.0))
+            start = float(rng.uniform(-10, 2))
+            speed = _speed_profile(times, v, v, []) if not stop_at_intersection else np.zeros_like(times)
+            b.add_moving("pedestrian", path, start * v if not stop_at_intersection else 0.0, speed,
+                         kind="walking", category="human.pedestrian.adult")
+
+    # --- cyclists ---------------------------------------------------------------------------------
+    for _ in range(int(rng.poisson(3.0 * density))):
+        s = float(rng.uniform(lo, hi))
+        if in_intersection(s, 5):
+            continue
+        cls = "bicycle" if rng.random() < 0.6 else "motorcycle"
+        if rng.random() < 0.55:
+            # Parked on the sidewalk edge, without a rider.
+            side = int(rng.choice([-1, 1]))
+            lat = main.edge_offset(side) + side * 0.7
+            xy, h = main.pose(np.array([s]), lat)
+            b.add_static(cls, xy[0], h[0] + side * np.pi / 2 + rng.normal(0, 0.2), "parked", rider=False)
+        else:
+            direction = int(rng.choice([-1, 1]))
+            lat = -direction * (main.half_width + main.bike_width / 2)
+            path = main.lane_path(lat, reverse=direction < 0)
+            v = float(rng.uniform(3.0, 6.0)) if cls == "bicycle" else float(rng.uniform(6.0, 11.0))
+            size = sample_size(rng, cls)
+            size[2] = max(size[2], 1.6)  # the box includes the rider
+            ps = s if direction > 0 else main.length - s
+            b.add_moving(cls, path, ps, _speed_profile(times, v, v, []), size=size, rider=True)
+
+    # --- road works: barriers, cones, construction vehicle, workers ------------------------------
+    if rng.random() < 0.45:
+        side = int(rng.choice([-1, 1]))
+        s0 = float(rng.uniform(ego_s_range[0] - 20, ego_s_range[1] + 60))
+        if not in_intersection(s0, 30):
+            zone_len = float(rng.uniform(15, 45))
+            lat = main.edge_offset(side) + side * float(rng.uniform(0.5, 1.8))
+            # Row of barriers along the kerb; their long side (w) runs along the road.
+            s = s0
+            while s < s0 + zone_len:
+                size = sample_size(rng, "barrier")
+                xy, h = main.pose(np.array([s]), lat)
+                b.add_static("barrier", xy[0], h[0] + np.pi / 2 + rng.normal(0, 0.03), "static", size=size,
+                             check=False)
+                s += size[0] + float(rng.uniform(0.0, 0.4))
+            # Cones tapering into the lane before the zone.
+            n_cones = int(rng.integers(3, 9))
+            for k in range(n_cones):
+                frac = k / max(n_cones - 1, 1)
+                cs = s0 - 2.0 - (1 - frac) * n_cones * 2.5
+                clat = lat - side * frac * 1.2 - side * 0.8
+                xy, h = main.pose(np.array([cs]), clat)
+                b.add_static("traffic_cone", xy[0], float(rng.uniform(-np.pi, np.pi)), "static", check=False)
+            # Construction vehicle inside the zone (parked or slowly moving on the lane side).
+            if rng.random() < 0.6:
+                cv_lat = lat + side * 3.5
+                xy, h = main.pose(np.array([s0 + zone_len / 2]), cv_lat)
+                b.add_static("construction_vehicle", xy[0], h[0] + rng.normal(0, 0.3), "parked", check=False)
+            for _ in range(int(rng.integers(0, 4))):
+                xy, h = main.pose(np.array([s0 + rng.uniform(0, zone_len)]), lat + side * rng.uniform(1.2, 3.0))
+                b.add_static("pedestrian", xy[0], float(rng.uniform(-np.pi, np.pi)), "standing",
+                             category="human.pedestrian.construction_worker")
+
+    # Scattered barriers/cones elsewhere (kerb protection, parking) and a bus stop.
+    for _ in range(int(rng.poisson(1.5))):
+        side = int(rng.choice([-1, 1]))
+        s = float(rng.uniform(lo, hi))
+        xy, h = main.pose(np.array([s]), main.edge_offset(side) + side * 0.4)
+        cls = "traffic_cone" if rng.random() < 0.5 else "barrier"
+        b.add_static(cls, xy[0], h[0] + (np.pi / 2 if cls == "barrier" else 0.0), "static")
+    if rng.random() < 0.25:
+        s = float(rng.uniform(ego_s_range[0], ego_s_range[1] + 60))
+        if not in_intersection(s, 15):
+            side = -1
+            lat = side * (main.half_width + 1.0)
+            xy, h = main.pose(np.array([s]), lat)
+            b.add_static("bus", xy[0], h[0], "stopped")
+            for _ in range(int(rng.integers(1, 5))):
+                pxy, _ = main.pose(np.array([s + rng.uniform(-5, 5)]), main.edge_offset(side) + side * 1.2)
+                b.add_static("pedestrian", pxy[0], float(rng.uniform(-np.pi, np.pi)), "standing")
+
+    props = _roadside_props(rng, roads, main, lo - 40, hi + 40, cross_s if cross is not None else None)
+    scene_name = name or f"scene-{index + 1:04d}"
+    desc = f"condition={condition}, road={road_type}, lanes={lanes}x2, density={density:.2f}"
+    if stop_at_intersection:
+        desc += ", ego waits at crossing"
+    if stationary_ego:
+        desc += ", ego parked"
+    scene = Scene(scene_name, condition, road_type, roads, ego, b.agents, props, duration, int(seed), desc)
+    scene.finalize()
+    _drop_collisions(scene)
+    return scene
+
+
+def _roadside_props(rng: np.random.Generator, roads: list[Road], main: Road, lo: float, hi: float,
+                    cross_s: float | None) -> list[Prop]:
+    props: list[Prop] = []
+    cross = roads[1] if len(roads) > 1 else None
+    for side in (-1, 1):
+        edge = abs(main.edge_offset(side)) + main.sidewalk_width
+        s = max(lo, 0.0)
+        while s < min(hi, main.length):
+            if cross_s is not None and abs(s - cross_s) < cross.half_width + main.sidewalk_width + 8:
+                s += 4.0
+                continue
+            r = rng.random()
+            if r < 0.55:
+                length = float(rng.uniform(8, 30))
+                depth = float(rng.uniform(8, 20))
+                height = float(rng.uniform(4, 25))
+                setback = float(rng.uniform(1.0, 8.0))
+                xy, h = main.pose(np.array([s + length / 2]), side * (edge + setback + depth / 2))
+                color = np.array([[180, 170, 150], [150, 150, 155], [200, 190, 170], [120, 90, 70],
+                                  [210, 210, 215], [160, 120, 90]], float)[rng.integers(6)] + rng.normal(0, 10, 3)
+                props.append(Prop("building", np.array([*xy[0], 0.0]), np.array([depth, length, height]),
+                                  float(h[0]), np.clip(color, 0, 255)))
+                s += length + float(rng.uniform(1, 10))
+            elif r < 0.8:
+                xy, h = main.pose(np.array([s]), side * (edge - 0.8))
+                props.append(Prop("tree", np.array([*xy[0], 0.0]), np.array([3.0, 3.0, rng.uniform(5, 9)]),
+                                  float(rng.uniform(0, np.pi)), np.array([40, 90, 40]) + rng.normal(0, 12, 3)))
+                s += float(rng.uniform(6, 15))
+            else:
+                xy, h = main.pose(np.array([s]), side * (edge - 2.6))
+                props.append(Prop("pole", np.array([*xy[0], 0.0]), np.array([0.25, 0.25, rng.uniform(6, 9)]),
+                                  float(h[0]) + (0.0 if side > 0 else np.pi), np.array([110.0, 110, 115])))
+                s += float(rng.uniform(10, 25))
+    if cross is not None:
+        for side in (-1, 1):
+            for sgn in (-1, 1):
+                for k in range(4):
+                    s = cross.length / 2 + sgn * (main.half_width + main.sidewalk_width + 14 + k * 22)
+                    xy, h = cross.pose(np.array([s]), side * (cross.half_width + cross.sidewalk_width + 9))
+                    props.append(Prop("building", np.array([*xy[0], 0.0]),
+                                      np.array([12.0, 18.0, rng.uniform(5, 20)]), float(h[0]),
+                                      np.array([170.0, 160, 150]) + rng.normal(0, 15, 3)))
+    return props
+
+
+def _drop_collisions(scene: Scene) -> None:
+    """Remove agents whose boxes overlap another agent or the ego at any keyframe-ish time."""
+    n = len(scene.agents)
+    if n == 0:
+        return
+    keep = np.ones(n, dtype=bool)
+    sizes = scene.sizes
+    # Moving agents are checked at 0.25 s steps; shrink radii a bit since boxes are not discs.
+    ego_size = np.asarray(scene.ego.size, dtype=np.float64)[None]
+    for t in np.arange(0.0, scene.duration + 0.01, 0.25):
+        c, yaw, _ = scene.agent_states(t)
+        exy, eyaw, _, _ = scene.ego_state(t)
+        ce = np.concatenate([c[:, :2], exy[None]], axis=0)
+        ye = np.concatenate([yaw, [eyaw]])
+        se = np.concatenate([sizes + 0.3, ego_size + 0.6], axis=0)
+        lim = _pair_overlap(ce, ye, se)
+        keep &= ~lim[:n, n]
+        lim = lim[:n, :n]
+        d = np.hypot(c[:, None, 0] - c[None, :, 0], c[:, None, 1] - c[None, :, 1])
+        np.fill_diagonal(lim, False)
+        close = (d < 20) & lim
+        for i, j in zip(*np.nonzero(np.triu(close)), strict=True):
+            static_pair = scene.agents[i].path is None and scene.agents[j].path is None
+            if keep[i] and keep[j] and not static_pair:
+                # Drop the moving one (static layout is deliberate), else the later one.
+                mi = scene.agents[i].path is not None
+                mj = scene.agents[j].path is not None
+                keep[j if (mj or not mi) else i] = False
+    if not keep.all():
+        scene.agents = [a for a, k in zip(scene.agents, keep, strict=True) if k]
+        scene.grid_xy = scene.grid_xy[:, keep]
+        scene.grid_yaw = scene.grid_yaw[:, keep]
+        scene.grid_vel = scene.grid_vel[:, keep]
+        scene.labels = scene.labels[keep]
+        scene.sizes = scene.sizes[keep]
+
+
+def _pair_overlap(c: np.ndarray, yaw: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """(N, N) bool: oriented footprints overlap (separating-axis test on the 4 box axes)."""
+    n = len(c)
+    ax = np.stack([np.cos(yaw), np.sin(yaw)], axis=1)  # length axis
+    ay = np.stack([-np.sin(yaw), np.cos(yaw)], axis=1)  # width axis
+    hl, hw = sizes[:, 1] / 2, sizes[:, 0] / 2
+    d = c[None, :, :2] - c[:, None, :2]  # (N, N, 2)
+    overlap = np.ones((n, n), dtype=bool)
+    for axes_i in (ax, ay):
+        for owner in (0, 1):
+            a = axes_i[:, None, :] if owner == 0 else axes_i[None, :, :]
+            proj_d = np.abs((d * a).sum(-1))
+            ri = np.abs((ax[:, None, :] * a).sum(-1)) * hl[:, None] + np.abs((ay[:, None, :] * a).sum(-1)) * hw[:, None]
+            rj = np.abs((ax[None, :, :] * a).sum(-1)) * hl[None, :] + np.abs((ay[None, :, :] * a).sum(-1)) * hw[None, :]
+            overlap &= proj_d <= ri + rj
+    return overlap
+
+
+__all__ = ["CLASSES", "Scene", "Agent", "Prop", "Road", "generate_scene"]
