@@ -46,6 +46,8 @@ COUNTERS: tuple[str, ...] = (
     "camera_duplicate",
     "camera_out_of_order",
     "camera_late",
+    "camera_extra",
+    "camera_replaced",
     "radar_received",
     "radar_accepted",
     "radar_duplicate",
@@ -187,6 +189,15 @@ class _CameraSet:
         self.stamps[cam] = stamp
         self.count += 1
 
+    def others(self, cam: int) -> list[int]:
+        return [t for k, t in enumerate(self.stamps) if t is not None and k != cam]
+
+    def replace(self, cam: int, stamp: int, payload: Any) -> None:
+        self.payloads[cam] = payload
+        self.stamps[cam] = stamp
+        present = [t for t in self.stamps if t is not None]
+        self.lo, self.hi = min(present), max(present)
+
 
 @dataclass
 class _Final:
@@ -211,7 +222,7 @@ class SyncPolicy:
 
     # ------------------------------------------------------------------ public API
     def push_camera(self, camera: int, stamp_ns: int, payload: Any) -> bool:
-        """Offer one image. Returns False when it was dropped (duplicate, out of order, late)."""
+        """Offer one image. False when dropped (duplicate, out of order, late, extra frame)."""
         cfg = self.config
         if not 0 <= camera < cfg.num_cameras:
             raise ValueError(f"camera index {camera} not in 0..{cfg.num_cameras - 1}")
@@ -235,7 +246,8 @@ class SyncPolicy:
                 c["camera_late"] += 1
                 return False
             self._cam_last[camera] = stamp_ns
-            self._assign(camera, stamp_ns, payload)
+            if not self._assign(camera, stamp_ns, payload):
+                return False
             c["camera_accepted"] += 1
             return True
 
@@ -325,12 +337,20 @@ class SyncPolicy:
         self._clear()
         self._counters["resets"] += 1
 
-    def _assign(self, camera: int, stamp: int, payload: Any) -> None:
+    def _assign(self, camera: int, stamp: int, payload: Any) -> bool:
+        """Put an accepted image into a set; False when it was an extra frame and dropped.
+
+        Prefers the nearest set that lacks this camera. A camera faster than the others (two
+        frames fit one set) keeps, per set, the frame nearest the other views' mean stamp, so it
+        neither opens spurious sets nor widens the skew.
+        """
         spread = self.config.max_spread_ns
         best: _CameraSet | None = None
         best_d = 0
+        occupied: list[_CameraSet] = []
         for s in self._pending:
             if s.stamps[camera] is not None:
+                occupied.append(s)
                 continue
             if max(s.hi, stamp) - min(s.lo, stamp) > spread:
                 continue
@@ -338,6 +358,18 @@ class SyncPolicy:
             if best is None or d < best_d:
                 best, best_d = s, d
         if best is None:
+            for s in occupied:
+                others = s.others(camera)
+                if not others or max(max(others), stamp) - min(min(others), stamp) > spread:
+                    continue
+                centre = sum(others) / len(others)
+                if abs(stamp - centre) < abs(s.stamps[camera] - centre):
+                    s.replace(camera, stamp, payload)
+                    self._pending.sort(key=lambda x: x.lo)
+                    self._counters["camera_replaced"] += 1
+                    return True
+                self._counters["camera_extra"] += 1
+                return False
             best = _CameraSet(self.config.num_cameras)
             best.opened = self._last_now if self._last_now is not None else stamp
             self._pending.append(best)
@@ -348,6 +380,7 @@ class SyncPolicy:
         while len(self._pending) > self.config.max_pending_sets:
             self._pending.pop(0)
             self._counters["pending_overflow"] += 1
+        return True
 
     def _given_up(self, s: _CameraSet, camera: int) -> bool:
         """True when ``camera`` can no longer deliver an image that fits set ``s``."""

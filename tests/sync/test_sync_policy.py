@@ -248,6 +248,34 @@ def test_half_rate_camera():
     assert len(pol.flush()) == 1
 
 
+@pytest.mark.parametrize("jitter_ms", [0, 30])
+def test_faster_camera_keeps_on_cycle_frame(jitter_ms):
+    """Camera 2 at 24 Hz: its extra frames neither open spurious sets nor widen the skew."""
+    cfg = SyncConfig()
+    pol = SyncPolicy(cfg)
+    events = rig_events(2 * 10**9, cam_period={2: CAM_PERIOD // 2}, jitter_ns=jitter_ms * MS, seed=5)
+    kfs = run(pol, events)
+    assert len(kfs) == 24 and all(k.complete for k in kfs)
+    check_keyframe_invariants(kfs, cfg)
+    for k in kfs:  # the on-cycle frame (2 * STAGGER after CAM_FRONT), never the one 42 ms later
+        assert k.camera_stamps_ns[2] - k.camera_stamps_ns[0] == 2 * STAGGER
+    st = pol.stats()
+    assert st["camera_extra"] + st["camera_replaced"] + st["camera_late"] >= 23
+
+
+@pytest.mark.parametrize("period_ms", [66.667, 55.0])
+def test_other_camera_rates_no_spurious_keyframes(period_ms):
+    """A camera at 15 or 18 Hz next to 12 Hz ones: one keyframe per 12 Hz cycle, skew bounded."""
+    cfg = SyncConfig(min_cameras=2)  # the fast camera's frame after the data ends is alone
+    pol = SyncPolicy(cfg)
+    kfs = run(pol, rig_events(3 * 10**9, cam_period={4: int(period_ms * MS)}))
+    assert len(kfs) == 36
+    assert pol.stats()["sets_too_few_cameras"] <= 1
+    check_keyframe_invariants(kfs, cfg)
+    assert sum(k.complete for k in kfs) >= 30
+    assert all(set(k.missing_cameras) <= {4} for k in kfs)
+
+
 def test_flush_emits_pending():
     pol = SyncPolicy(SyncConfig(camera_timeout_ns=10**12))
     pol.push_camera(0, 5, "a")
