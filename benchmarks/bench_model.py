@@ -3,7 +3,7 @@
 Stages: backbone (ResNet + neck), depth (radar prior + depth net), pooling (imkd::bev_pool),
 radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Prints figures; not a test.
 
-    .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10]
+    .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10] [--bf16]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from imkd_ros.model.imkd import STAGES
 from imkd_ros.model.synthetic import random_frame
 
 
-def bench(name: str, iters: int) -> None:
+def bench(name: str, iters: int, bf16: bool = False) -> None:
     cfg = load_config(name)
     frame = random_frame(0, raw_hw=(450, 800), num_boxes=8)
     pre = Preprocessor(cfg)
@@ -28,7 +28,8 @@ def bench(name: str, iters: int) -> None:
     t_pre = time.perf_counter() - t0
     model = Student(cfg).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    with torch.inference_mode():
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    with torch.inference_mode(), amp:
         t0 = time.perf_counter()
         geo = model.geometry(batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"])
         t_geo = time.perf_counter() - t0
@@ -48,7 +49,8 @@ def bench(name: str, iters: int) -> None:
                 per_stage[s].append(timings[s])
     med = statistics.median
     print(f"\n== {name}: image {cfg.image.height}x{cfg.image.width} x{cfg.num_cameras}, "
-          f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}")
+          f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}"
+          f"{', bf16 autocast' if bf16 else ''}")
     print(f"   preprocess (1 frame, raw 450x800): {t_pre * 1e3:.1f} ms; geometry (once per calib): "
           f"{t_geo * 1e3:.1f} ms, {geo.num_points} points")
     for s in STAGES:
@@ -62,10 +64,11 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["cpu", "paper"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.configs:
-        bench(name, args.iters if name != "paper" else max(2, args.iters // 3))
+        bench(name, args.iters if name != "paper" else max(2, args.iters // 3), args.bf16)
 
 
 if __name__ == "__main__":

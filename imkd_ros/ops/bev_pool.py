@@ -60,7 +60,7 @@ def _crow_from_counts(counts: Tensor) -> Tensor:
 
 def _csr_mm(crow: Tensor, col: Tensor, vals: Tensor, shape: tuple[int, int], dense: Tensor) -> Tensor:
     """CSR (shape) @ dense; indices are built here so the invariant check is skipped."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.autocast(dense.device.type, enabled=False):
         warnings.simplefilter("ignore", UserWarning)  # "CSR support is in beta"
         mat = torch.sparse_csr_tensor(crow, col, vals, size=shape, check_invariants=False)
         return torch.sparse.mm(mat, dense)
@@ -69,7 +69,7 @@ def _csr_mm(crow: Tensor, col: Tensor, vals: Tensor, shape: tuple[int, int], den
 def _csr_sddmm(crow: Tensor, col: Tensor, vals: Tensor, shape: tuple[int, int], left: Tensor,
                right: Tensor) -> Tensor:
     """Per stored entry (i, j) of the CSR pattern: <left[i], right[j]>, in storage order."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.autocast(left.device.type, enabled=False):
         warnings.simplefilter("ignore", UserWarning)
         mat = torch.sparse_csr_tensor(crow, col, vals, size=shape, check_invariants=False)
         return torch.sparse.sampled_addmm(mat, left, right.t(), beta=0.0).values()

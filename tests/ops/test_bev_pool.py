@@ -147,3 +147,12 @@ def test_geometry_cache():
     cache.get_or_compute(k2, lambda: compute(2))
     cache.get_or_compute(calibration_key(torch.eye(4)), lambda: compute(3))
     assert len(cache) == 2 and calls == [1, 2, 3] and cache.hits == 1
+
+
+def test_under_cpu_autocast_bf16():
+    _, geo, depth, feat = _random_case(seed=11)
+    ref = bev_pool(*_args(geo, depth, feat))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bev_pool(*_args(geo, depth, feat.bfloat16()))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
