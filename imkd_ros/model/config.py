@@ -206,9 +206,26 @@ def _build(cls, data: dict):
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
+def models_dirs() -> list[Path]:
+    """Where named configs live: $IMKD_MODELS_DIR, the source tree, the installed share dir."""
+    import os
+    import sys
+
+    dirs = [Path(p) for p in os.environ.get("IMKD_MODELS_DIR", "").split(os.pathsep) if p]
+    dirs += [MODELS_DIR, Path(sys.prefix) / "share" / "imkd_ros" / "models"]
+    prefix = os.environ.get("AMENT_PREFIX_PATH", "")
+    dirs += [Path(p) / "share" / "imkd_ros" / "models" for p in prefix.split(os.pathsep) if p]
+    return dirs
+
+
 def load_config(name_or_path: str | Path) -> IMKDConfig:
-    """``paper`` / ``cpu`` (models/<name>.yaml) or a path to a YAML file."""
+    """``paper`` / ``cpu`` (models/<name>.yaml, see models_dirs) or a path to a YAML file."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = MODELS_DIR / f"{name_or_path}.yaml"
+        for d in models_dirs():
+            if (d / f"{name_or_path}.yaml").is_file():
+                path = d / f"{name_or_path}.yaml"
+                break
+        else:
+            raise FileNotFoundError(f"no config {name_or_path!r} in {[str(d) for d in models_dirs()]}")
     return IMKDConfig.from_yaml(path)
