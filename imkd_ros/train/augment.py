@@ -1,0 +1,96 @@
+"""BEV data augmentation on Frames: rotation about +z, isotropic scale, flips (BEVDet/CRN style).
+
+The whole scene (LiDAR, radar, GT boxes and velocities) is mapped by one ego-frame transform
+``p' = s * A p`` (A = rotation, optionally composed with a reflection). The cameras move with
+it: ``cam_to_ego' = [[A Rc, s A tc], [0, 1]]``. A camera point ``c`` of ego point ``p`` becomes
+``s c``, so every point still projects to the same pixel and the images need no change; the
+network learns geometry-consistent features. (The image-plane augmentation, resize / crop /
+flip, is the Preprocessor's img_aug; the two compose.) A flip makes ``A Rc`` improper
+(det -1); the model only ever multiplies by cam_to_ego, so this is fine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes, Frame
+
+_RVX, _RVY = RADAR_FEATURES.index("vx_comp"), RADAR_FEATURES.index("vy_comp")
+
+
+@dataclass
+class BevAugConfig:
+    rotate_deg: float = 22.5  # uniform in [-r, r]
+    scale: list[float] = field(default_factory=lambda: [0.95, 1.05])
+    flip_x: bool = True  # mirror left/right (y -> -y) with p = 0.5
+    flip_y: bool = True  # mirror front/back (x -> -x) with p = 0.5
+
+
+def bev_matrix(rot: float, scale: float = 1.0, flip_x: bool = False, flip_y: bool = False) -> np.ndarray:
+    """3x3 linear map s * R(rot) @ F (F = reflections applied first)."""
+    f = np.diag([-1.0 if flip_y else 1.0, -1.0 if flip_x else 1.0, 1.0])
+    c, s = math.cos(rot), math.sin(rot)
+    r = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return scale * (r @ f)
+
+
+def _points(p: np.ndarray | None, m: np.ndarray, vel_cols: tuple[int, int] | None) -> np.ndarray | None:
+    if p is None or len(p) == 0:
+        return p
+    out = np.array(p, np.float32, copy=True)
+    out[:, :3] = p[:, :3] @ m.T
+    if vel_cols is not None:
+        v = p[:, list(vel_cols)]
+        out[:, list(vel_cols)] = v @ m[:2, :2].T
+    return out
+
+
+def augment_boxes(boxes: Boxes, rot: float, scale: float, flip_x: bool, flip_y: bool) -> Boxes:
+    m = bev_matrix(rot, scale, flip_x, flip_y)
+    yaw = boxes.yaw.astype(np.float64)
+    if flip_x:
+        yaw = -yaw
+    if flip_y:
+        yaw = math.pi - yaw
+    yaw = yaw + rot
+    yaw = (yaw + math.pi) % (2 * math.pi) - math.pi
+    return replace(
+        boxes,
+        center=(boxes.center.astype(np.float64) @ m.T).astype(np.float32),
+        size=(boxes.size * scale).astype(np.float32),
+        yaw=yaw.astype(np.float32),
+        velocity=(boxes.velocity.astype(np.float64) @ m[:2, :2].T).astype(np.float32),
+    )
+
+
+def augment_frame(frame: Frame, rot: float, scale: float = 1.0, flip_x: bool = False,
+                  flip_y: bool = False) -> Frame:
+    """A new Frame with the BEV transform applied to every 3D quantity (images shared)."""
+    m = bev_matrix(rot, scale, flip_x, flip_y)
+    a = m / scale
+    c2e = np.array(frame.cam_to_ego, np.float64, copy=True)
+    c2e[:, :3, :3] = a @ c2e[:, :3, :3]
+    c2e[:, :3, 3] = c2e[:, :3, 3] @ m.T
+    assert LIDAR_FEATURES[:3] == ("x", "y", "z")
+    meta = dict(frame.meta)
+    meta["bev_aug"] = (float(rot), float(scale), bool(flip_x), bool(flip_y))
+    return replace(
+        frame,
+        cam_to_ego=c2e.astype(np.float32),
+        radar=_points(frame.radar, m, (_RVX, _RVY)),
+        lidar=_points(frame.lidar, m, None),
+        gt=None if frame.gt is None else augment_boxes(frame.gt, rot, scale, flip_x, flip_y),
+        meta=meta,
+    )
+
+
+def random_augment(frame: Frame, rng: np.random.Generator, cfg: BevAugConfig | None = None) -> Frame:
+    cfg = cfg or BevAugConfig()
+    rot = math.radians(float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)))
+    scale = float(rng.uniform(*cfg.scale))
+    fx = bool(cfg.flip_x and rng.random() < 0.5)
+    fy = bool(cfg.flip_y and rng.random() < 0.5)
+    return augment_frame(frame, rot, scale, fx, fy)

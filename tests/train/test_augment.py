@@ -1,0 +1,67 @@
+"""BEV augmentation keeps the geometry consistent: what a camera saw stays on the same pixel."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from imkd_ros.model.synthetic import box_corners, random_frame
+from imkd_ros.train.augment import augment_frame, random_augment
+
+
+def _project(points: np.ndarray, intr: np.ndarray, c2e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    e2c = np.linalg.inv(c2e.astype(np.float64))
+    cam = points @ e2c[:3, :3].T + e2c[:3, 3]
+    uv = cam @ intr.astype(np.float64).T
+    return uv[:, :2] / uv[:, 2:3], cam[:, 2]
+
+
+@pytest.mark.parametrize("rot,scale,fx,fy", [(0.3, 1.05, False, False), (-0.39, 0.95, True, False),
+                                            (1.0, 1.0, False, True), (2.5, 0.9, True, True)])
+def test_projected_gt_corner_keeps_its_pixel(rot, scale, fx, fy):
+    frame = random_frame(3, num_boxes=6)
+    aug = augment_frame(frame, rot, scale, fx, fy)
+    checked = 0
+    for i in range(len(frame.gt)):
+        before = box_corners(frame.gt.center[i], frame.gt.size[i], float(frame.gt.yaw[i]))
+        after = box_corners(aug.gt.center[i], aug.gt.size[i], float(aug.gt.yaw[i]))
+        for n in range(6):
+            uv0, z0 = _project(before, frame.intrinsics[n], frame.cam_to_ego[n])
+            uv1, z1 = _project(after, aug.intrinsics[n], aug.cam_to_ego[n])
+            if (z0 < 0.5).any():
+                continue
+            np.testing.assert_allclose(np.sort(z1), np.sort(z0) * scale, rtol=1e-4)
+            # the corner set is the same (a flip reorders corners): compare as sets
+            d = np.linalg.norm(uv0[:, None] - uv1[None], axis=-1).min(1)
+            assert d.max() < 1e-2, (i, n, d.max())
+            checked += 1
+    assert checked > 0
+
+
+def test_points_boxes_velocities_move_together():
+    frame = random_frame(5, num_boxes=4)
+    aug = augment_frame(frame, math.radians(90), 1.1, flip_x=True)
+    # +90 deg after a y-flip: (x, y) -> (y, x) * 1.1
+    c0, c1 = frame.gt.center, aug.gt.center
+    np.testing.assert_allclose(c1[:, 0], 1.1 * c0[:, 1], atol=1e-4)
+    np.testing.assert_allclose(c1[:, 1], 1.1 * c0[:, 0], atol=1e-4)
+    np.testing.assert_allclose(aug.gt.velocity, 1.1 * frame.gt.velocity[:, ::-1], atol=1e-4)
+    np.testing.assert_allclose(aug.radar[:, :2], 1.1 * frame.radar[:, 1::-1], atol=1e-4)
+    np.testing.assert_allclose(aug.radar[:, 4:6], 1.1 * frame.radar[:, 5:3:-1], atol=1e-4)
+    np.testing.assert_allclose(aug.lidar[:, :2], 1.1 * frame.lidar[:, 1::-1], atol=1e-3)
+    np.testing.assert_allclose(aug.gt.size, 1.1 * frame.gt.size, rtol=1e-5)
+    # heading follows: the box's forward axis maps like a direction
+    h0 = np.stack([np.cos(frame.gt.yaw), np.sin(frame.gt.yaw)], 1)
+    h1 = np.stack([np.cos(aug.gt.yaw), np.sin(aug.gt.yaw)], 1)
+    np.testing.assert_allclose(h1, h0[:, ::-1], atol=1e-5)
+    assert frame.radar is not aug.radar and frame.gt is not aug.gt  # the source is untouched
+
+
+def test_random_augment_is_seeded():
+    frame = random_frame(1)
+    a = random_augment(frame, np.random.default_rng(7))
+    b = random_augment(frame, np.random.default_rng(7))
+    np.testing.assert_array_equal(a.cam_to_ego, b.cam_to_ego)
+    assert a.meta["bev_aug"] == b.meta["bev_aug"]
