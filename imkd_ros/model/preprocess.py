@@ -132,6 +132,9 @@ class Preprocessor:
                 batch["lidar"][..., :3], batch["lidar_mask"], batch["intrinsics"], batch["cam_to_ego"],
                 batch["img_aug"], (self.cfg.image.height, self.cfg.image.width), self.feat_hw,
                 self.cfg.depth)
+            # no depth supervision for missing / masked views (their image is blank)
+            valid = batch["camera_valid"].reshape(-1, 1, 1)
+            batch["depth_target"] = torch.where(valid, batch["depth_target"], -1)
         if targets is not False and all(f.gt is not None for f in frames):
             batch["gt"] = [f.gt for f in frames]
             batch["targets"] = self.coder.encode_batch(batch["gt"])

@@ -172,3 +172,11 @@ def test_edge_frames_empty_radar_no_gt_no_lidar():
         out = student(batch)
     assert out["radar_intensity"][0].abs().max() == 0
     assert len(student.decode(out)) == 2
+
+
+def test_no_depth_target_for_invalid_camera():
+    cfg = tiny_config()
+    frame = random_frame(12, raw_hw=(128, 352))
+    frame.camera_valid[2] = False
+    target = Preprocessor(cfg)([frame])["depth_target"]
+    assert (target[2] == -1).all() and (target[0] >= 0).any()
