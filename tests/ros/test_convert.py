@@ -670,3 +670,29 @@ def test_marker_array_empty_still_clears():
 
     msg = cv.boxes_to_marker_array(Boxes.empty(), "base_link", 5)
     assert len(msg.markers) == 1 and msg.markers[0].action == Marker.DELETEALL
+
+
+def test_decoders_need_no_ros():
+    """Offline replay decodes rosbags messages: importing and decoding must not need rclpy/ROS."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('rclpy', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'builtin_interfaces',\n"
+        "          'vision_msgs', 'imkd_msgs', 'visualization_msgs'):\n"
+        "    sys.modules[m] = None\n"
+        "import types\n"
+        "import numpy as np\n"
+        "from imkd_ros.ros import convert as cv\n"
+        "img = cv.image_to_rgb(types.SimpleNamespace(encoding='bgr8', height=2, width=2, step=6,\n"
+        "                                             data=np.arange(12, dtype=np.uint8)))\n"
+        "assert img[0, 0].tolist() == [2, 1, 0]\n"
+        "f = types.SimpleNamespace(name='x', offset=0, datatype=7, count=1)\n"
+        "pc = types.SimpleNamespace(height=1, width=2, fields=[f], is_bigendian=False, point_step=4,\n"
+        "                           row_step=8, data=np.array([1, 2], '<f4').view(np.uint8))\n"
+        "assert cv.pointcloud2_to_array(pc)['x'].tolist() == [1.0, 2.0]\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
