@@ -15,7 +15,7 @@ How a keyframe forms:
    their payload is ``None`` (the model masks them). Sets with fewer than ``min_cameras`` are dropped.
 3. The rate limiter keeps every ``emit_every_n``-th final set and at most one per ``min_interval_ns``
    (less a jitter tolerance), e.g. 2 Hz keyframes out of 12 Hz camera cycles.
-4. A kept set waits (at most ``radar_wait_ns`` of ``now``) until every expected radar has a
+4. A kept set waits (at most ``radar_wait_ns`` of ``now``) until every expected live radar has a
    sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per radar in
    ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
 
@@ -439,13 +439,21 @@ class SyncPolicy:
         return True
 
     def _radar_done(self, stamp: int) -> bool:
-        names = self.config.radar_names
-        if not names:
+        """True when no expected, live radar can still deliver a sweep for this keyframe.
+
+        A radar with no sweep in the window before the keyframe counts as dead and is not waited
+        for, so a failed radar does not add radar_wait_ns of latency to every keyframe.
+        """
+        cfg = self.config
+        if not cfg.radar_names:
             return True
-        need = stamp + self.config.radar_after_ns
-        for name in names:
+        need = stamp + cfg.radar_after_ns
+        alive_after = stamp - cfg.radar_window_ns
+        for name in cfg.radar_names:
             buf = self._radar.get(name)
-            if not buf or buf[-1].stamp_ns < need:
+            if not buf or buf[-1].stamp_ns <= alive_after:
+                continue  # dead or never seen
+            if buf[-1].stamp_ns < need:
                 return False
         return True
 

@@ -467,13 +467,28 @@ def test_radar_wait_holds_keyframe_until_radar_catches_up():
 def test_radar_wait_times_out():
     cfg = SyncConfig(radar_names=("R",), radar_wait_ns=100 * MS)
     pol = SyncPolicy(cfg)
+    pol.push_radar("R", 10**9 - 70 * MS, "last")  # alive, but its next sweep is late
     for cam in range(6):
         pol.push_camera(cam, 10**9 + cam, cam)
     assert pol.poll(10**9 + 10 * MS) == []  # final now; radar wait starts here
     assert pol.poll(10**9 + 109 * MS) == []
     (kf,) = pol.poll(10**9 + 110 * MS)
-    assert kf.missing_radars == ("R",)
+    assert [s.payload for s in kf.radar] == ["last"]
     assert pol.stats()["radar_wait_timeouts"] == 1
+
+
+def test_radar_wait_skips_dead_radars():
+    """A radar silent for a whole window (or never seen) does not delay keyframes."""
+    cfg = SyncConfig(radar_names=("A", "B", "C"), radar_wait_ns=100 * MS, radar_window_ns=500 * MS)
+    pol = SyncPolicy(cfg)
+    t0 = 10**9
+    pol.push_radar("A", t0 - 600 * MS, "stale")  # last sweep older than the window: dead
+    pol.push_radar("B", t0 + 5 * MS, "fresh")  # already past the keyframe stamp
+    for cam in range(6):
+        pol.push_camera(cam, t0 + cam, cam)
+    (kf,) = pol.poll(t0 + 10 * MS)  # C never seen, A dead, B done: no wait
+    assert kf.missing_radars == ("A", "B", "C")  # B's sweep is after the stamp, not attached
+    assert pol.stats()["radar_wait_timeouts"] == 0
 
 
 def test_radar_after_ns_includes_slightly_later_sweep():
