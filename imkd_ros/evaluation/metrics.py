@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -240,12 +241,14 @@ def metrics_to_dict(metrics, class_names: Sequence[str], gt_boxes, pred_boxes, c
     }
     if metrics is None or not class_names:
         return out
-    errors = metrics.tp_errors
+    with warnings.catch_warnings():  # a TP error undefined for every class (cones only): nan, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        errors, tp_scores, nds = metrics.tp_errors, metrics.tp_scores, metrics.nd_score
     out["mAP"] = _num(metrics.mean_ap)
-    out["NDS"] = _num(metrics.nd_score)
+    out["NDS"] = _num(nds)
     for k, v in TP_NAMES.items():
         out["m" + v] = _num(errors[k])
-    out["tp_scores"] = {TP_NAMES[k]: _num(v) for k, v in metrics.tp_scores.items()}
+    out["tp_scores"] = {TP_NAMES[k]: _num(v) for k, v in tp_scores.items()}
     mean_dist_aps = metrics.mean_dist_aps
     for c in class_names:
         row: dict[str, Any] = {"AP": _num(mean_dist_aps[c])}
