@@ -116,20 +116,24 @@ class TransformBuffer:
         m[:3, 3] = t
         return m
 
-    def _to_root(self, frame: str, stamp_ns: int) -> list[tuple[str, np.ndarray]]:
-        """[(frame, root <- frame)] for frame and each ancestor, ending at the root."""
-        chain = [(frame, np.eye(4))]
-        seen = {frame}
-        acc = np.eye(4)
+    def _ancestors(self, frame: str) -> list[str]:
+        chain = [frame]
         while frame in self._edges:
-            edge = self._edges[frame]
-            acc = self._edge_matrix(frame, edge, stamp_ns) @ acc  # parent <- original frame
-            frame = edge.parent
-            if frame in seen:
+            frame = self._edges[frame].parent
+            if frame in chain:
                 raise TransformError(f"transform loop at {frame}")
-            seen.add(frame)
-            chain.append((frame, acc.copy()))
+            chain.append(frame)
         return chain
+
+    def _up_to(self, frame: str, ancestor: str, stamp_ns: int) -> np.ndarray:
+        """ancestor <- frame, evaluating only the edges between them (a static lookup never
+        touches the timed odom -> base_link edge above it)."""
+        acc = np.eye(4)
+        while frame != ancestor:
+            edge = self._edges[frame]
+            acc = self._edge_matrix(frame, edge, stamp_ns) @ acc
+            frame = edge.parent
+        return acc
 
     def lookup(self, target: str, source: str, stamp_ns: int = 0) -> np.ndarray:
         """4x4 mapping `source` coordinates at `stamp_ns` into `target` (tf2's lookupTransform)."""
@@ -142,14 +146,14 @@ class TransformBuffer:
             cached = self._static_cache.get((target, source))
             if cached is not None:
                 return cached.copy()
-            up_src = {f: m for f, m in self._to_root(source, stamp_ns)}  # f <- source
-            for frame, tgt_m in self._to_root(target, stamp_ns):  # frame <- target
-                if frame in up_src:
-                    m = np.linalg.inv(tgt_m) @ up_src[frame]
-                    if self._all_static(source, frame) and self._all_static(target, frame):
-                        self._static_cache[(target, source)] = m  # per-calibration, not per-frame work
-                    return m
-        raise TransformError(f"frames {target} and {source} are not connected")
+            src_chain = self._ancestors(source)
+            common = next((f for f in self._ancestors(target) if f in src_chain), None)
+            if common is None:
+                raise TransformError(f"frames {target} and {source} are not connected")
+            m = np.linalg.inv(self._up_to(target, common, stamp_ns)) @ self._up_to(source, common, stamp_ns)
+            if self._all_static(source, common) and self._all_static(target, common):
+                self._static_cache[(target, source)] = m  # per-calibration, not per-frame work
+            return m
 
     def _all_static(self, frame: str, ancestor: str) -> bool:
         while frame != ancestor:

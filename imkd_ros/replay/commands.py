@@ -49,7 +49,7 @@ def _replay(args: argparse.Namespace) -> int:
     report = Replay(args.bag, detector, params, opts).run()
     m = report.get("metrics") or {}
     print(f"keyframes {report['keyframes_processed']} (with GT {report['keyframes_with_ground_truth']}), "
-          f"NDS {m.get('nds', float('nan')):.3f} mAP {m.get('map', float('nan')):.3f}; report: {args.out}/report.md")
+          f"NDS {m.get('NDS', float('nan')):.3f} mAP {m.get('mAP', float('nan')):.3f}; report: {args.out}/report.md")
     return 0
 
 

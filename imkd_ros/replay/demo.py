@@ -111,7 +111,7 @@ def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, ba
     print("\n".join(ln for ln in node.log().splitlines() if "ready" in ln or "backend" in ln))
     live = score_live(live_json) if live_json.exists() else None
     if live:
-        print(f"\n== live detections: NDS {live['nds']:.3f}  mAP {live['map']:.3f} on "
+        print(f"\n== live detections: NDS {live['NDS']:.3f}  mAP {live['mAP']:.3f} on "
               f"{live['keyframes_scored']}/{live['keyframes_with_ground_truth']} ground-truth keyframes ==")
     print("\n== offline replay of the same recording (same pipeline): metrics, report, pictures ==", flush=True)
     cmd = [sys.executable, "-m", "imkd_ros.cli", "replay", str(bag), "--out", str(out / "replay"),

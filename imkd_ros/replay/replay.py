@@ -276,7 +276,7 @@ def report_markdown(report: dict[str, Any]) -> str:
 
         lines += ["## nuScenes metrics", "", "| NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE |",
                   "|---|---|---|---|---|---|---|",
-                  "| " + " | ".join(fmt(k) for k in ("nds", "map", "mate", "mase", "maoe", "mave", "maae")) + " |", ""]
+                  "| " + " | ".join(fmt(k) for k in ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")) + " |", ""]
     lines += ["## Per-stage timing (ms)", "", "| stage | mean | p50 | p90 | max |", "|---|---|---|---|---|"]
     for k, v in report["timing_ms"].items():
         lines.append(f"| {k} | {v['mean']:.2f} | {v['p50']:.2f} | {v['p90']:.2f} | {v['max']:.2f} |")

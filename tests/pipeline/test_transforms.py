@@ -58,3 +58,13 @@ def test_static_version_bumps_only_on_change() -> None:
     assert tf.version == v
     tf.set_transform("base_link", "cam", pose(0.2, [1, 2, 3]), static=True)
     assert tf.version > v
+
+
+def test_static_lookup_below_a_timed_edge_needs_no_time() -> None:
+    """base_link <- sensor is static even when odom <- base_link is timed (and has no sample at t)."""
+    tf = TransformBuffer(extrapolation_ns=0)
+    tf.set_transform("odom", "base_link", pose(0.0, [5, 0, 0]), stamp_ns=10**18)
+    tf.set_transform("base_link", "radar_front", pose(0.0, [3.6, 0, 0.5]), static=True)
+    np.testing.assert_allclose(tf.lookup("base_link", "radar_front")[:3, 3], [3.6, 0, 0.5])
+    with pytest.raises(TransformError):
+        tf.lookup("odom", "radar_front", 0)
