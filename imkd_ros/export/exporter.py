@@ -52,6 +52,10 @@ class ExportSpec:
     def dynamic_shapes(self) -> tuple[Any, ...]:
         return tuple(self.dynamic.get(n) for n in self.input_names)
 
+    def feeds_tensors(self, args: Sequence[Tensor] | None = None) -> dict[str, Tensor]:
+        args = self.args if args is None else args
+        return dict(zip(self.input_names, args))
+
     def feeds(self, args: Sequence[Tensor] | None = None) -> dict[str, Any]:
         args = self.args if args is None else args
         return {n: a.detach().cpu().numpy() for n, a in zip(self.input_names, args)}

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -139,6 +140,41 @@ def check_cupy_kernel() -> list[Check]:
     return out
 
 
+def check_trt_plugin() -> list[Check]:
+    """The imkd::BevPool plugin alone: op-level ONNX -> engine (AOT PTX) vs the CPU op."""
+    import tempfile
+
+    from imkd_ros.export.engine import EngineConfig, get_or_build_engine
+    from imkd_ros.export.exporter import bev_pool_op_spec, export_onnx
+    from imkd_ros.ops.bev_pool import bev_pool
+    from imkd_ros.runtime.base import cuda_status, tensorrt_status
+
+    missing = [r for r in (cuda_status(), tensorrt_status()) if r]
+    if missing:
+        return [Check("TensorRT plugin vs CPU op", "skip", "; ".join(missing))]
+    from imkd_ros.runtime.trt_runner import TensorRTRunner
+
+    depth, feat, geom = random_case(seed=2)
+    ref = bev_pool(depth, feat, *geom.tensors(), geom.batch, geom.bev_h, geom.bev_w)
+    spec = bev_pool_op_spec(depth, feat, geom)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="imkd_doctor_") as tmp:
+        onnx_path = Path(tmp) / "bev_pool.onnx"
+        try:
+            export_onnx(spec, onnx_path)
+            for precision, tol in (("fp32", 1e-4), ("fp16", 5e-2)):
+                engine = get_or_build_engine(onnx_path, EngineConfig(precision=precision, cache_dir=Path(tmp)))
+                runner = TensorRTRunner(engine)
+                got = runner.infer(spec.feeds_tensors())["bev"]
+                d = _max_diff(got, ref)
+                ms = time_it(functools.partial(runner.infer, spec.feeds_tensors()), iters=20, cuda=True)
+                out.append(Check(f"TensorRT plugin vs CPU op ({precision})", "ok" if d < tol else "fail",
+                                 f"max|diff| {d:.2e}; {ms:.3f} ms"))
+        except Exception as exc:
+            out.append(Check("TensorRT plugin vs CPU op", "fail", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
 def time_it(fn: Callable[[], object], warmup: int = 3, iters: int = 20, cuda: bool = False) -> float:
     """Median milliseconds per call."""
     for _ in range(warmup):
@@ -208,7 +244,7 @@ def run(gpu: bool, checkpoint: str | None = None, config: str = "cpu",
         print_fn: Callable[[str], object] = print) -> int:
     checks = environment()
     if gpu:
-        for fn in (check_cuda_kernel, check_cupy_kernel):
+        for fn in (check_cuda_kernel, check_cupy_kernel, check_trt_plugin):
             checks += fn()
         checks += check_backends(checkpoint, config)
     else:

@@ -31,3 +31,7 @@ def test_ptx_via_cupy_matches_cpu_op() -> None:
 def test_backends_match_torch_cpu() -> None:
     checks = doctor.check_backends(None, "cpu", iters=5)
     _assert_ok([c for c in checks if c.status != "info"])
+
+
+def test_tensorrt_plugin_matches_cpu_op() -> None:
+    _assert_ok(doctor.check_trt_plugin())
