@@ -155,6 +155,11 @@ class DistillConfig:
     foreground_boost: float = 2.0  # both levels: extra weight inside GT Gaussians
     background_floor: float = 0.1
     relation_pool: int = 4  # level 2 affinity on a pooled grid (memory ~ (HW/pool^2)^2)
+    # optional label teacher (LabelDistill style): GT boxes encoded into BEV features, imitated
+    # by the fused features inside object regions
+    label: bool = False
+    label_weight: float = 0.3
+    label_channels: int = 64
 
 
 @dataclass

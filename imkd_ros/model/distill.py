@@ -10,6 +10,8 @@ Intensity = where LiDAR carries signal: a mix of the frozen teacher's BEV activa
   teacher and student disagree (detached), plus a spatial-affinity (relation) term so the fused
   feature is guided toward LiDAR's structure without copying its activations.
 - Response: the student's heatmaps imitate the teacher's where the teacher is confident.
+- Label (optional): the fused features imitate a frozen label encoder's features inside the
+  ground-truth Gaussians (LabelDistill style).
 Each part can be switched off and has its own weight (DistillConfig).
 """
 
@@ -98,6 +100,11 @@ def response_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[di
     return total
 
 
+def label_loss(fused_feat: Tensor, label_feat: Tensor, fg: Tensor) -> Tensor:
+    """Fused (adapted) features vs label-encoder features, weighted by the GT Gaussians."""
+    return _masked_mse(fused_feat, label_feat, fg)
+
+
 def _adapter(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 1))
@@ -114,8 +121,11 @@ class Distiller(nn.Module):
         self.cfg = cfg
         self.radar_adapter = _adapter(radar_channels, teacher_channels) if cfg.level1 else None
         self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
+        self.label_adapter = _adapter(fused_channels, cfg.label_channels) if cfg.label else None
 
-    def forward(self, student: dict, teacher: dict, targets: list[dict[str, Tensor]] | None) -> dict[str, Tensor]:
+    def forward(self, student: dict, teacher: dict, targets: list[dict[str, Tensor]] | None,
+                label_teacher: dict | None = None) -> dict[str, Tensor]:
+        """Weighted losses; ``label_teacher`` (LabelTeacher outputs) only when cfg.label."""
         cfg = self.cfg
         lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
         fg = foreground_map(targets) if targets is not None else None
@@ -128,6 +138,9 @@ class Distiller(nn.Module):
             fused = self.fused_adapter(student["fused_bev"])
             losses["distill_l2"] = cfg.level2_weight * level2_loss(
                 fused, teacher["teacher_bev"], lidar_int, fg, cfg)
+        if self.label_adapter is not None and label_teacher is not None and fg is not None:
+            fused = self.label_adapter(student["fused_bev"])
+            losses["distill_label"] = cfg.label_weight * label_loss(fused, label_teacher["label_bev"], fg)
         if cfg.response:
             losses["distill_resp"] = cfg.response_weight * response_loss(student["head"], teacher["head"], cfg)
         return losses

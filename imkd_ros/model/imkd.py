@@ -22,7 +22,7 @@ from imkd_ros.model.distill import Distiller
 from imkd_ros.model.fusion import IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead
 from imkd_ros.model.radar import RadarBranch, bev_blocks
-from imkd_ros.model.teacher import LidarTeacher
+from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.model.view_transform import LSSViewTransform, depth_loss, radar_depth_prior
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
 from imkd_ros.types import Boxes
@@ -138,19 +138,26 @@ class StudentExport(nn.Module):
 
 
 class IMKD(nn.Module):
-    """Training wrapper: student + frozen LiDAR teacher + distiller."""
+    """Training wrapper: student + frozen LiDAR teacher (+ optional frozen label teacher) +
+    distiller."""
 
-    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | None = None):
+    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | None = None,
+                 label_teacher: LabelTeacher | None = None):
         super().__init__()
         self.cfg = cfg
         self.student = Student(cfg)
         self.teacher = (teacher or LidarTeacher(cfg)).freeze()
+        self.label_teacher = None
+        if cfg.distill.label:
+            self.label_teacher = (label_teacher or LabelTeacher(cfg)).freeze()
         self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels,
                                    self.teacher.out_channels)
 
     def train(self, mode: bool = True) -> IMKD:
         super().train(mode)
         self.teacher.eval()  # frozen: BN statistics stay the teacher's
+        if self.label_teacher is not None:
+            self.label_teacher.eval()
         return self
 
     def forward(self, batch: dict) -> tuple[dict[str, Tensor], dict]:
@@ -158,7 +165,10 @@ class IMKD(nn.Module):
         losses = self.student.loss(out, batch)
         with torch.no_grad():
             t_out = self.teacher(batch["lidar"], batch["lidar_mask"])
-        losses.update(self.distiller(out, t_out, batch.get("targets")))
+            l_out = None
+            if self.label_teacher is not None and "targets" in batch:
+                l_out = self.label_teacher(batch["targets"])
+        losses.update(self.distiller(out, t_out, batch.get("targets"), l_out))
         return losses, out
 
 
@@ -190,8 +200,9 @@ def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return model.eval()
 
 
-def load_teacher(path: str | Path, map_location: str | torch.device = "cpu") -> LidarTeacher:
-    cfg, state, _ = load_checkpoint(path, map_location)
-    model = LidarTeacher(cfg)
+def load_teacher(path: str | Path, map_location: str | torch.device = "cpu") -> LidarTeacher | LabelTeacher:
+    """A LiDAR teacher (kind "teacher") or a label teacher (kind "label_teacher"), eval mode."""
+    cfg, state, kind = load_checkpoint(path, map_location)
+    model = LabelTeacher(cfg) if kind == "label_teacher" else LidarTeacher(cfg)
     model.load_state_dict(state)
     return model.eval()

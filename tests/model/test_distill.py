@@ -134,3 +134,16 @@ def test_distiller_switches_and_weights():
     assert b.item() == pytest.approx(3 * a.item(), rel=1e-5)
     a.backward()
     assert d1.radar_adapter[0].weight.grad is not None
+
+
+def test_label_loss_follows_foreground():
+    from imkd_ros.model.distill import label_loss
+
+    t = _teacher()
+    fg = torch.zeros(B, 1, H, W)
+    fg[:, :, 3, 3] = 1.0
+    assert label_loss(t.clone(), t, fg).item() == pytest.approx(0.0, abs=1e-7)
+    inside, outside = t.clone(), t.clone()
+    inside[:, :, 3, 3] += 1.0
+    outside[:, :, 6, 1] += 1.0
+    assert label_loss(inside, t, fg) > 0 and label_loss(outside, t, fg).item() == pytest.approx(0.0, abs=1e-7)

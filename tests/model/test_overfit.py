@@ -82,3 +82,39 @@ def test_student_overfits_with_distillation(data, trained_teacher):
     with torch.no_grad():
         hit, total, npred = _matches(model.student.decode(model.student(batch)), frames)
     assert hit >= total - 1 and npred <= 2 * total
+
+
+def test_label_teacher_overfits_and_distils(data):
+    from imkd_ros.model.teacher import LabelTeacher
+
+    cfg, frames, batch = data
+    cfg = _with_label(cfg)
+    torch.manual_seed(0)
+    label = LabelTeacher(cfg).train()
+    opt = torch.optim.AdamW(label.parameters(), 5e-3)
+    history = []
+    for _ in range(60):
+        total = sum(label.loss(label(batch["targets"]), batch["targets"]).values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(total.item())
+    assert history[-1] < 0.1 * history[0]
+    label.eval()
+    with torch.no_grad():
+        hit, total, _ = _matches(label.head.decode(label(batch["targets"])["head"]), frames)
+    assert hit == total
+    model = IMKD(cfg, label_teacher=label).train()
+    losses, _ = model(batch)
+    assert "distill_label" in losses
+    sum(losses.values()).backward()
+    assert model.distiller.label_adapter[0].weight.grad is not None
+    assert all(p.grad is None for p in model.label_teacher.parameters())
+
+
+def _with_label(cfg):
+    import copy
+
+    cfg = copy.deepcopy(cfg)
+    cfg.distill.label = True
+    return cfg
