@@ -284,7 +284,12 @@ class SyncPolicy:
             return True
 
     def poll(self, now_ns: int) -> list[SyncedKeyframe]:
-        """Advance to ``now_ns`` (same clock as the stamps) and return the keyframes now ready."""
+        """Advance the policy clock to ``now_ns`` and return the keyframes now ready, oldest first.
+
+        ``now_ns`` is the node's clock (ROS time; sim time when replaying). Timeouts are measured
+        on it, so it need not agree with the sensor stamps; it must only not run backwards by more
+        than ``backward_jump_ns`` (that is taken as a /clock loop and resets the buffers).
+        """
         now_ns = int(now_ns)
         with self._lock:
             if self._last_now is not None and now_ns < self._last_now - self.config.backward_jump_ns:
