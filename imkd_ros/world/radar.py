@@ -66,10 +66,15 @@ class RadarSim:
         rows: list[np.ndarray] = []
         owners: list[np.ndarray] = []
         n_agents = len(fa)
-        for k in range(n_agents):
-            r_c = rmin[k]
-            if r_c < 0.5 or r_c > spec.far_range:
-                continue
+        # Candidates: footprints within range whose azimuth span meets the field of view.
+        near_fov = np.deg2rad(spec.near_half_fov_deg)
+        far_fov = np.deg2rad(spec.far_half_fov_deg)
+        mid = _wrap((a_lo + a_hi) / 2) if len(a_lo) else a_lo
+        half = (a_hi - a_lo) / 2
+        gap = np.maximum(np.abs(mid) - half, 0.0)
+        cand = ((rmin >= 0.5) & (((rmin < spec.near_range) & (gap < near_fov)) | (
+            (rmin < spec.far_range) & (gap < far_fov))))
+        for k in np.flatnonzero(cand[:n_agents]):
             # Candidate points on the visible outline.
             pts = _outline_points(fa[k], o, rng, 6)
             if len(pts) == 0:
@@ -93,8 +98,8 @@ class RadarSim:
                 continue
             size_l = self.sim.scene.sizes[k, 1]
             n_pts = 1 + rng.poisson(max(0.0, 0.25 * size_l * (1.0 - r_m / 80.0)))
-            cand = np.flatnonzero(vis)
-            pick = rng.choice(cand, size=min(n_pts, len(cand)), replace=False)
+            vis_idx = np.flatnonzero(vis)
+            pick = rng.choice(vis_idx, size=min(n_pts, len(vis_idx)), replace=False)
             v_obj = snap.velocities[k]
             for j in pick:
                 row = self._cluster(pts[j], o, yaw_s, v_obj, v_s, rcs + rng.normal(0, 2.0), rng,
@@ -110,10 +115,8 @@ class RadarSim:
                     owners.append(-1)
 
         # Static structures: poles, trees, building facades.
-        for j in range(len(fp)):
-            m = n_agents + j
-            if rmin[m] > spec.near_range or rmin[m] < 0.5:
-                continue
+        for m in np.flatnonzero(cand[n_agents:] & (rmin[n_agents:] < spec.near_range)) + n_agents:
+            j = m - n_agents
             kind = self.prop_kind[j]
             n = rng.poisson(0.8 if kind in ("pole", "tree") else 1.5)
             if n == 0:

@@ -219,7 +219,7 @@ class SceneSynthesizer:
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
             q = cfg.jpeg_quality if e.key else cfg.sweep_jpeg_quality
-            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(result.image[:, :, ::-1]),
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR),
                                    [cv2.IMWRITE_JPEG_QUALITY, int(q)])
             filename, fmt, hw = base + ".jpg", "jpg", (cam.height, cam.width)
             w.write_bytes(filename, buf.tobytes())
@@ -259,6 +259,7 @@ class SceneSynthesizer:
         if LIDAR_NAME in key_data:
             _, lsnap, (pts, _own) = key_data[LIDAR_NAME]
             pw = (lsnap.ego @ self.rig.lidar.to_ego).apply(pts[:, :3].astype(np.float64))
+            pw = pw[pw[:, 2] > 0.05]  # ground returns never count (boxes stand on the ground)
             near = np.hypot(centers[:, 0] - lsnap.ego.translation[0], centers[:, 1] - lsnap.ego.translation[1])
             cand = np.flatnonzero(near < ANNOTATION_RANGE + 10)
             if len(cand) and len(pw):

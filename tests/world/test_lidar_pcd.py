@@ -1,0 +1,92 @@
+"""LiDAR ray casting, and both point-cloud formats read back by the nuScenes devkit."""
+
+from __future__ import annotations
+
+import numpy as np
+from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
+
+from imkd_ros.constants import RADAR_PCD_FIELDS
+from imkd_ros.rig.geometry import points_in_boxes
+from imkd_ros.rig.rig import Rig
+from imkd_ros.world.lidar import LidarSim
+from imkd_ros.world.pcd import read_lidar, read_radar, write_lidar, write_radar
+from imkd_ros.world.sim import SceneSim
+
+
+def test_lidar_hits_boxes_and_ground(scene_factory):
+    sc = scene_factory([
+        {"cls": "truck", "size": (2.5, 7.0, 3.0), "xy": (12.0, 0.0), "yaw": 0.0},
+        {"cls": "pedestrian", "size": (0.7, 0.7, 1.8), "xy": (-8.0, 5.0), "yaw": 0.0},
+    ])
+    rig = Rig.default()
+    sim = SceneSim(sc)
+    snap = sim.snapshot(0.5)
+    pts, own = LidarSim(sim, rig.lidar).sweep(snap, np.random.default_rng(0))
+    assert pts.dtype == np.float32 and pts.shape[1] == 5
+    assert 20000 < len(pts) < 36000
+    assert set(np.unique(pts[:, 4])) <= set(range(32))
+    assert pts[:, 3].min() >= 0 and pts[:, 3].max() <= 255
+    world = (snap.ego @ rig.lidar.to_ego).apply(pts[:, :3].astype(np.float64))
+    inside = points_in_boxes(world, snap.centers, sc.sizes, snap.yaws)
+    for k, n_min in ((0, 300), (1, 20)):
+        hit = own == k
+        assert hit.sum() >= n_min
+        assert inside[hit, k].mean() > 0.9  # returns of an object lie in its box
+    ground = own == -1
+    near_ground = ground & (np.linalg.norm(world[:, :2] - snap.ego.translation[:2], axis=1) < 30)
+    assert np.abs(world[near_ground, 2]).max() < 0.15 or np.median(np.abs(world[near_ground, 2])) < 0.05
+    # The truck's rear face is 8.5 m ahead of the ego origin: nearest truck return there.
+    rear = world[own == 0, 0].min()
+    assert 8.4 < rear < 8.8
+    # Nothing is seen behind the truck at its height (occlusion).
+    behind = (world[:, 0] > 16) & (np.abs(world[:, 1]) < 0.8) & (world[:, 2] > 1.0) & (world[:, 0] < 40)
+    assert not behind.any()
+
+
+def test_lidar_file_read_by_devkit(tmp_path):
+    pts = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    path = tmp_path / "x.pcd.bin"
+    write_lidar(str(path), pts)
+    pc = LidarPointCloud.from_file(str(path))
+    np.testing.assert_array_equal(pc.points, pts[:, :4].T)
+    np.testing.assert_array_equal(read_lidar(str(path)), pts)
+
+
+def _radar_rows(n: int, rng: np.random.Generator) -> np.ndarray:
+    rows = np.zeros((n, 18))
+    rows[:, :3] = rng.normal(size=(n, 3)) * 20
+    rows[:, 2] = 0.0
+    rows[:, 3] = rng.integers(0, 7, n)
+    rows[:, 4] = np.arange(n)
+    rows[:, 5:10] = rng.normal(size=(n, 5)) * 5
+    rows[:, 10] = 1
+    rows[:, 11] = 3
+    rows[:, 12:14] = rng.integers(0, 20, (n, 2))
+    rows[:, 14] = 0
+    rows[:, 15] = 1
+    rows[:, 16:18] = 3
+    return rows
+
+
+def test_radar_pcd_read_by_devkit(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = _radar_rows(40, rng)
+    rows[5, 14] = 4  # invalid: filtered by the devkit's defaults
+    rows[7, 11] = 1  # ambiguous: filtered
+    path = tmp_path / "r.pcd"
+    write_radar(str(path), rows)
+    assert len(RADAR_PCD_FIELDS) == 18
+    RadarPointCloud.disable_filters()
+    try:
+        pc = RadarPointCloud.from_file(str(path))
+    finally:
+        RadarPointCloud.default_filters()
+    assert pc.points.shape == (18, 40)
+    np.testing.assert_allclose(pc.points.T, rows.astype(np.float32), rtol=1e-6, atol=1e-5)
+    filtered = RadarPointCloud.from_file(str(path))
+    assert filtered.points.shape == (18, 38)
+    np.testing.assert_allclose(read_radar(str(path)), rows.astype(np.float32), rtol=1e-6, atol=1e-5)
+    # An empty sweep reads as zero points.
+    write_radar(str(path), np.zeros((0, 18)))
+    assert RadarPointCloud.from_file(str(path)).points.shape == (18, 0)
+    assert read_radar(str(path)).shape == (0, 18)
