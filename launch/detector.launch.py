@@ -50,12 +50,8 @@ def generate_launch_description() -> LaunchDescription:
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],
-        # The node subscribes to relative names; these remaps bind them to the rig's absolute topics
-        # (nuScenes-style names, as `imkd data to-bag` writes them). Edit here for another vehicle.
-        remappings=[
-            ("tf", "/tf"),
-            ("tf_static", "/tf_static"),
-            ("clock", "/clock"),
-        ],
+        # Sensor topics are parameters (params_file); /tf, /tf_static and /clock are absolute as in
+        # tf2_ros. Remap here only if this vehicle publishes TF under another name.
+        remappings=[],
     )
     return LaunchDescription([*args, profile, node])

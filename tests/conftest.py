@@ -58,3 +58,34 @@ def start_node(ros_env: dict[str, str], tmp_path: Path) -> Iterator:
 def collector() -> Iterator[TopicCollector]:
     with TopicCollector() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def synthetic_recording(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One short synthetic scene (nuScenes format) and its rosbag2 recording, shared by a session."""
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("recording")
+    data, bag = root / "dataset", root / "bag"
+    imkd = [sys.executable, "-m", "imkd_ros.cli"]
+    subprocess.run([*imkd, "data", "synth", "--out", str(data), "--scenes", "1", "--seed", "11",
+                    "--scene-seconds", "3", "--no-progress"], check=True, capture_output=True)
+    subprocess.run([*imkd, "data", "to-bag", "--dataroot", str(data), "--version", "v1.0-synth",
+                    "--scene", "scene-0001", "--out", str(bag)], check=True, capture_output=True)
+    return {"dataset": data, "bag": bag}
+
+
+@pytest.fixture(scope="session")
+def untrained_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised `cpu` student checkpoint (plumbing tests that need no skill)."""
+    import torch
+
+    from imkd_ros.model.config import load_config
+    from imkd_ros.model.imkd import Student, save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = load_config("cpu")
+    path = tmp_path_factory.mktemp("models") / "untrained_student.pt"
+    save_checkpoint(path, Student(cfg), cfg)
+    return path

@@ -114,6 +114,7 @@ class DetectorPipeline:
         valid = np.zeros(n, bool)
         images: list[np.ndarray | None] = [None] * n
         missing: list[str] = []
+        why: list[str] = []
         for i, cam in enumerate(inp.cameras):
             if cam is None or cam.image is None:
                 missing.append(CAMERA_NAMES[i])
@@ -127,7 +128,7 @@ class DetectorPipeline:
                 continue
             intrinsics[i], cam_to_ego[i], valid[i], images[i] = k, c2e, True, cam.image
         if not valid.any():
-            raise ValueError("no usable camera view in this keyframe")
+            raise ValueError("no usable camera view in this keyframe (" + ("; ".join(why) or "no images") + ")")
         ref = next(img for img in images if img is not None)
         for i in range(n):  # masked views: black images of the common size (the model ignores them)
             if images[i] is None or images[i].shape != ref.shape:

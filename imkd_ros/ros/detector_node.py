@@ -53,7 +53,7 @@ class DetectorNode:
         if detector is None:
             detector, why = make_detector(p)
             self.log.info(f"backend {detector.name}: {why}")
-        self.front = DetectionFrontend(p, detector, warn=lambda t: self.log.warn(t, throttle_duration_sec=5.0))
+        self.front = DetectionFrontend(p, detector, warn=lambda t: self.log.warning(t, throttle_duration_sec=5.0))
         self.latency_ms: deque[float] = deque(maxlen=100)
         self.stage_ms: dict[str, deque[float]] = {}
         self.last: KeyframeOutput | None = None
@@ -76,8 +76,9 @@ class DetectorNode:
                                                        sensor_qos))
         static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                 reliability=ReliabilityPolicy.RELIABLE)
-        self._subs.append(node.create_subscription(TFMessage, "tf", lambda m: f.on_tf(m, False), 100))
-        self._subs.append(node.create_subscription(TFMessage, "tf_static", lambda m: f.on_tf(m, True), static_qos))
+        self._subs.append(node.create_subscription(TFMessage, "/tf", lambda m: f.on_tf(m, False), 100))
+        self._subs.append(node.create_subscription(TFMessage, "/tf_static", lambda m: f.on_tf(m, True),
+                                                   static_qos))
 
         self.pub_det = node.create_publisher(Detection3DArray, "~/detections", 10)
         self.pub_obj = node.create_publisher(Object3DArray, "~/objects", 10)
