@@ -27,11 +27,11 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {
     "construction_vehicle": (233, 150, 70),
     "bus": (255, 69, 0),
     "trailer": (255, 140, 0),
-    "barrier": (112, 128, 144),
+    "barrier": (170, 170, 190),
     "motorcycle": (255, 61, 99),
     "bicycle": (220, 20, 60),
-    "pedestrian": (0, 0, 230),
-    "traffic_cone": (47, 79, 79),
+    "pedestrian": (30, 144, 255),
+    "traffic_cone": (60, 220, 120),
 }
 # Lighter twins so dashed predictions stay readable on dark BEV and on images.
 PRED_TINT = 0.45
@@ -307,10 +307,12 @@ def render_bev(frame: Frame, pred: Boxes | None, size: int, opts: RenderOptions)
     present = sorted({int(v) for v in (frame.gt.labels if frame.gt is not None else [])} | (
         {int(v) for v in pred.labels} if pred is not None else set()))
     y = size - 14 * len(present) - 4
+    x = size - 16 - max((draw.textlength(CLASSES[lab], font=font) for lab in present if 0 <= lab < len(CLASSES)),
+                        default=0)
     for lab in present:
         if 0 <= lab < len(CLASSES):
-            draw.rectangle([size - 110, y + 3, size - 102, y + 11], fill=class_color(lab))
-            draw.text((size - 98, y), CLASSES[lab], fill=(220, 220, 220), font=font)
+            draw.rectangle([x, y + 3, x + 8, y + 11], fill=class_color(lab))
+            draw.text((x + 12, y), CLASSES[lab], fill=(220, 220, 220), font=font)
         y += 14
     return img
 
