@@ -177,3 +177,28 @@ def test_class_subset_official(synth, tmp_path):
     official, memory = both(synth, preds, tmp_path, classes=["car", "pedestrian", "bus"])
     assert official["classes"] == ["car", "pedestrian"]
     assert_same(official, memory)
+
+
+@pytest.mark.slow
+def test_official_equals_in_memory_on_imkd_synth(tmp_path_factory):
+    """The same check on a dataset written by ``imkd data synth`` (our world's splits.json)."""
+    pytest.importorskip("imkd_ros.world.synth")
+    from imkd_ros.cli import main
+
+    root = tmp_path_factory.mktemp("synthworld") / "ds"
+    assert main(["data", "synth", "--out", str(root), "--scenes", "2", "--seed", "5", "--scene-seconds", "3",
+                 "--image-scale", "0.1", "--camera-sweeps", "none", "--val-fraction", "0.5", "--no-progress"]) == 0
+    version = next(p.name for p in root.iterdir() if (p / "sample.json").is_file())
+    for split, mode in (("val", "tokens"), ("synth_val", "devkit")):
+        ds = load(root, version, split)
+        tmp = tmp_path_factory.mktemp(split)
+        official, memory = both(ds, noisy(ds["gt"]), tmp, split=split)
+        assert official["split_mode"] == mode and memory["num_gt"] > 0
+        assert_same(official, memory)
+        for group in ("by_condition", "by_distance"):
+            for name in memory[group]:
+                assert_same(official[group][name], memory[group][name])
+        perfect = {k: v.select(np.ones(len(v), bool)) for k, v in ds["gt"].items()}
+        official, memory = both(ds, perfect, tmp, split=split)
+        for rep in (official, memory):
+            assert rep["mAP"] == pytest.approx(1.0, abs=1e-6) and rep["NDS"] == pytest.approx(1.0, abs=1e-5)
