@@ -55,6 +55,9 @@ def _spec(args: argparse.Namespace):
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.op_only and args.format == "engine" and args.precision == "int8":
+        print("export: --op-only engines are fp32/fp16 (the op has nothing to quantize)", file=sys.stderr)
+        return 2
     from imkd_ros.export.exporter import count_bev_pool_nodes, export_onnx, export_program, onnx_max_abs_diff
 
     spec, what, student, inputs = _spec(args)
@@ -91,8 +94,11 @@ def _export(args: argparse.Namespace) -> int:
         cfg.cache_dir = Path(args.cache_dir)
     calibrator = None
     if args.precision == "int8":
+        from imkd_ros.runtime.tensorrt_backend import int8_calibration_cache
+
+        calib = int8_calibration_cache(cfg.cache_dir, student)
         calibrator = make_int8_calibrator(lambda: _calibration_feeds(student, args.calib_frames, args.batch),
-                                          cfg.cache_dir / f"{onnx_path.stem}.int8.calib")
+                                          calib)
     try:
         engine = get_or_build_engine(onnx_path, cfg, calibrator)
     except ImportError as exc:

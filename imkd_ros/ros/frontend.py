@@ -50,6 +50,7 @@ def sync_config(p: NodeParams) -> SyncConfig:
         camera_timeout_ns=int(p.camera_timeout_ms * ms),
         radar_window_ns=int(p.radar_window_ms * ms),
         radar_max_sweeps=p.radar_max_sweeps,
+        radar_wait_ns=int(p.radar_wait_ms * ms),
         radar_names=tuple(p.radar_topics),
         min_interval_ns=int(1e9 / p.keyframe_rate_hz) if p.keyframe_rate_hz > 0 else 0,
     )

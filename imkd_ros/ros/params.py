@@ -39,6 +39,7 @@ class NodeParams:
     camera_timeout_ms: float = 150.0
     radar_window_ms: float = 500.0
     radar_max_sweeps: int = 6
+    radar_wait_ms: float = 80.0
     keyframe_rate_hz: float = 0.0
     pending_frames: int = 1
     diagnostics_period_s: float = 1.0
@@ -67,6 +68,8 @@ DESCRIPTIONS: dict[str, str] = {
     "camera_timeout_ms": "After this, a keyframe runs with the missing camera masked (reported).",
     "radar_window_ms": "Radar sweeps within this window before the keyframe are used.",
     "radar_max_sweeps": "Newest sweeps per radar used per keyframe.",
+    "radar_wait_ms": "Hold a keyframe up to this long for each radar's first sweep after it, so the sweeps "
+                     "used depend on stamps, not on arrival order (replay == live); 0 = no wait, less latency.",
     "keyframe_rate_hz": "Run the model at most at this rate (0 = every complete camera set).",
     "pending_frames": "Keyframes waiting for the model; when full the oldest is dropped and counted.",
     "diagnostics_period_s": "Period of /diagnostics.",
@@ -111,6 +114,8 @@ def validate(p: NodeParams) -> NodeParams:
             raise bad(name, "must be > 0")
     if p.camera_timeout_ms < p.sync_spread_ms:
         raise bad("camera_timeout_ms", "must be >= sync_spread_ms")
+    if p.radar_wait_ms < 0:
+        raise bad("radar_wait_ms", "must be >= 0")
     if p.radar_max_sweeps < 1:
         raise bad("radar_max_sweeps", "must be >= 1")
     if p.keyframe_rate_hz < 0:

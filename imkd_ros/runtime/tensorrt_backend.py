@@ -35,6 +35,11 @@ def student_hash(student: Student) -> str:
     return h.hexdigest()[:16]
 
 
+def int8_calibration_cache(cache_dir: Path, student: Student) -> Path:
+    """Where ``imkd export --format engine --precision int8`` leaves the student's int8 scales."""
+    return cache_dir / f"student_{student_hash(student)}.int8.calib"
+
+
 class TensorRTBackend:
     """Runs a TensorRT engine of the student (fp32 / fp16 / int8)."""
 
@@ -62,10 +67,16 @@ class TensorRTBackend:
     def load(self, student: Student) -> None:
         from imkd_ros.runtime.trt_runner import TensorRTRunner
 
-        if self.precision == "int8":
-            raise ValueError("int8 needs a calibrator: build the engine with `imkd export --format "
-                             "engine --precision int8 --calib-frames N` and pass engine_path")
-        engine = self.engine_path or get_or_build_engine(self.onnx_for(student), self.engine_config)
+        calibrator = None
+        if self.precision == "int8" and self.engine_path is None:
+            calib = int8_calibration_cache(self.engine_config.cache_dir, student)
+            if not calib.exists():
+                raise ValueError(f"int8 needs calibration scales ({calib} is missing): run `imkd export "
+                                 "--format engine --precision int8 --checkpoint <this checkpoint>` first")
+            from imkd_ros.export.engine import make_int8_calibrator
+
+            calibrator = make_int8_calibrator(lambda: iter(()), calib)  # reads the cache only
+        engine = self.engine_path or get_or_build_engine(self.onnx_for(student), self.engine_config, calibrator)
         self.runner = TensorRTRunner(engine, cuda_graph=self.cuda_graph)
         self.num_tasks = len(student.head.task_heads)
 

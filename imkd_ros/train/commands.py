@@ -12,7 +12,7 @@ def _spec(source: str | None, args, split: str | None, limit: int | None):
 
     if source is None:
         return None
-    return DataSpec(source, version=args.version, split=split, image_downscale=args.image_downscale,
+    return DataSpec(source, version=args.version, split=split or None, image_downscale=args.image_downscale,
                     limit=limit)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ class DataSpec:
     image_downscale: int = 4
     radar_sweeps: int = 6
     lidar_sweeps: int = 3
-    max_lidar_points: int = 20000
+    max_lidar_points: int = 8000
     limit: int | None = None  # first N samples only
 
     def key(self) -> str:
@@ -89,7 +90,7 @@ def load_frames(spec: DataSpec, cache_dir: str | Path | None = None, progress: b
             return pickle.load(f)
     frames = read_frames(spec, progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         pickle.dump(frames, f, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)

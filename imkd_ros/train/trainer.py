@@ -328,6 +328,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         if rows:
             prev_time = float(rows[-1].get("time_s") or 0.0)
     stop = False
+    last_val: dict | None = None
     for epoch in range(start_epoch, tc.epochs):
         sampler.set_epoch(epoch)
         task.train()
@@ -369,7 +370,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
                **{k: v / max(n, 1) for k, v in sums.items()}}
         last = epoch + 1 == tc.epochs or stop
         if is_main and val_frames and (last or (tc.eval_every and (epoch + 1) % tc.eval_every == 0)):
-            res = evaluate_task(task, cfg, val_frames, is_teacher, drop, device, tc.batch_size)
+            res = last_val = evaluate_task(task, cfg, val_frames, is_teacher, drop, device, tc.batch_size)
             row.update({f"val_{k}": res[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")})
         if is_main:
             new = not csv_path.exists()
@@ -406,8 +407,8 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         extra = {"variant": tc.variant, "seed": tc.seed, "drop_radar": drop, "steps": step}
         save_checkpoint(out / f"{kind}.pt", task.export_module(), cfg, kind=kind, extra=extra)
         if val_frames:
-            res = evaluate_task(task, cfg, val_frames, is_teacher, drop, device, tc.batch_size)
-            summary["val"] = res
+            summary["val"] = last_val or evaluate_task(task, cfg, val_frames, is_teacher, drop, device,
+                                                       tc.batch_size)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
     global LAST_TASK_STATE
     LAST_TASK_STATE = {k: v.detach().cpu().clone() for k, v in task.state_dict().items()}

@@ -1,0 +1,173 @@
+"""The paper-table ablation on a held-out synthetic split, end to end and resumable.
+
+Rows (same data, same epochs, same schedule, same image size for every row):
+  LiDAR teacher | camera-only student | camera+radar, no distillation | + L1 (LiDAR->radar) |
+  + L2 (LiDAR->fused, with response distillation) | + L3 intensity-guided fusion = full IMKD.
+Every row is trained for each seed in its own process (``imkd train``, one CPU thread each,
+``--jobs`` at a time); a run with a summary.json is skipped, a killed run resumes from last.pt.
+Data: ``imkd data synth`` train and val dataroots (different world seeds), generated if missing.
+
+    python -m imkd_ros.train.ablation --out runs/ablation           # or: imkd train ablation ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROWS: list[tuple[str, str]] = [
+    ("teacher", "LiDAR teacher (pillars)"),
+    ("camera_only", "Camera-only student"),
+    ("no_distill", "Camera + radar, no distillation (plain fusion)"),
+    ("l1", "+ L1: LiDAR-to-radar distillation"),
+    ("l1_l2", "+ L2: LiDAR-to-fused distillation (+ response)"),
+    ("imkd", "+ L3: intensity-guided fusion (full IMKD)"),
+]
+METRICS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="imkd train ablation", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/ablation")
+    p.add_argument("--data-dir", default="runs/data")
+    p.add_argument("--version", default="v1.0-synth")
+    p.add_argument("--train-scenes", type=int, default=12)
+    p.add_argument("--val-scenes", type=int, default=4)
+    p.add_argument("--scene-seconds", type=float, default=8.0)
+    p.add_argument("--train-seed", type=int, default=1, help="world seed of the training scenes")
+    p.add_argument("--val-seed", type=int, default=2, help="world seed of the held-out scenes")
+    p.add_argument("--model", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--teacher-epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
+    p.add_argument("--rows", nargs="+", default=[r for r, _ in ROWS])
+    p.add_argument("--set", action="append", default=[], help="model override for every student row")
+    p.add_argument("--table", default=None, help="also write the markdown table here")
+    return p.parse_args(argv)
+
+
+def _run(cmd: list[str], log: Path) -> int:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+
+
+def ensure_data(args, name: str, scenes: int, seed: int) -> Path:
+    root = Path(args.data_dir) / name
+    if not (root / args.version / "sample.json").exists():
+        cmd = [sys.executable, "-m", "imkd_ros.cli", "data", "synth", "--out", str(root), "--scenes", str(scenes),
+               "--seed", str(seed), "--scene-seconds", str(args.scene_seconds), "--image-scale", "0.25",
+               "--camera-sweeps", "none", "--val-fraction", "0", "--version", args.version, "--no-progress"]
+        print("generating", root, flush=True)
+        if _run(cmd, Path(args.out) / "logs" / f"synth_{name}.log") != 0:
+            raise SystemExit(f"data synthesis failed for {root}")
+    return root
+
+
+def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, teacher: Path | None) -> list[str]:
+    out = Path(args.out) / f"{variant}_s{seed}"
+    epochs = args.teacher_epochs if variant == "teacher" else args.epochs
+    cmd = [sys.executable, "-m", "imkd_ros.cli", "train", "--model", args.model, "--variant", variant,
+           "--data", str(train_root), "--version", args.version, "--train-split", "",
+           "--val-data", str(val_root), "--val-split", "", "--image-downscale", "1",
+           "--cache-dir", str(Path(args.out) / "cache"), "--out", str(out), "--epochs", str(epochs),
+           "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(seed), "--threads", "1",
+           "--quiet"]
+    if variant != "teacher":
+        for s in args.set:
+            cmd += ["--set", s]
+    if teacher is not None and variant not in ("teacher", "camera_only", "no_distill"):
+        cmd += ["--teacher", str(teacher)]
+    return cmd
+
+
+def run_one(args, variant: str, seed: int, train_root: Path, val_root: Path, teacher: Path | None) -> dict | None:
+    out = Path(args.out) / f"{variant}_s{seed}"
+    summary = out / "summary.json"
+    if not summary.exists():
+        t0 = time.time()
+        print(f"start {variant} seed {seed}", flush=True)
+        rc = _run(train_cmd(args, variant, seed, train_root, val_root, teacher), out / "train.log")
+        print(f"done  {variant} seed {seed}: rc={rc} in {time.time() - t0:.0f} s", flush=True)
+        if rc != 0:
+            return None
+    return json.loads(summary.read_text())
+
+
+def _fmt(vals: list[float], digits: int = 3) -> str:
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    if not vals:
+        return "-"
+    m = sum(vals) / len(vals)
+    if len(vals) == 1:
+        return f"{m:.{digits}f}"
+    sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
+
+
+def table(args, results: dict[str, list[dict]]) -> str:
+    lines = ["| row | seeds | " + " | ".join(METRICS) + " | train time / run |",
+             "|---|---|" + "---|" * len(METRICS) + "---|"]
+    for variant, label in ROWS:
+        runs = [r for r in results.get(variant, []) if r and "val" in r]
+        if not runs:
+            continue
+        cells = [_fmt([r["val"].get(m) for r in runs]) for m in METRICS]
+        t = sum(r["time_s"] for r in runs) / len(runs)
+        lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + f" | {t / 60:.1f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_root = ensure_data(args, "synth_train", args.train_scenes, args.train_seed)
+    val_root = ensure_data(args, "synth_val", args.val_scenes, args.val_seed)
+    from imkd_ros.train.data import DataSpec, load_frames
+
+    for root in (train_root, val_root):  # fill the frame cache once, before the parallel runs
+        load_frames(DataSpec(str(root), version=args.version, image_downscale=1), out / "cache")
+    results: dict[str, list[dict]] = {}
+    teacher_ckpt = None
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        if "teacher" in args.rows or any(r in args.rows for r in ("l1", "l1_l2", "imkd")):
+            # the teacher (seed args.seeds[0]) every distilled student learns from comes first;
+            # the cheap no-distillation rows run beside it
+            first = pool.submit(run_one, args, "teacher", args.seeds[0], train_root, val_root, None)
+            early = [pool.submit(run_one, args, v, s, train_root, val_root, None)
+                     for v in ("no_distill", "camera_only") if v in args.rows for s in args.seeds[:1]]
+            results.setdefault("teacher", []).append(first.result())
+            teacher_ckpt = out / f"teacher_s{args.seeds[0]}" / "teacher.pt"
+            for f, v in zip(early, [v for v in ("no_distill", "camera_only") if v in args.rows]):
+                results.setdefault(v, []).append(f.result())
+        done = {(v, args.seeds[0]) for v in results}
+        jobs = [(v, s) for s in args.seeds for v in args.rows if (v, s) not in done]  # seed-major
+        futures = {(v, s): pool.submit(run_one, args, v, s, train_root, val_root, teacher_ckpt) for v, s in jobs}
+        for (v, _), f in futures.items():
+            results.setdefault(v, []).append(f.result())
+    md = table(args, results)
+    wall = time.time() - t0
+    text = md + f"\nablation wall time this invocation: {wall / 60:.1f} min\n"
+    (out / "table.md").write_text(text)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if args.table:
+        Path(args.table).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
