@@ -142,20 +142,22 @@ def main(argv: list[str] | None = None) -> int:
         load_frames(DataSpec(str(root), version=args.version, image_downscale=1), out / "cache")
     results: dict[str, list[dict]] = {}
     teacher_ckpt = None
+    s0 = args.seeds[0]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {}
         if "teacher" in args.rows or any(r in args.rows for r in ("l1", "l1_l2", "imkd")):
-            # the teacher (seed args.seeds[0]) every distilled student learns from comes first;
-            # the cheap no-distillation rows run beside it
-            first = pool.submit(run_one, args, "teacher", args.seeds[0], train_root, val_root, None)
-            early = [pool.submit(run_one, args, v, s, train_root, val_root, None)
-                     for v in ("no_distill", "camera_only") if v in args.rows for s in args.seeds[:1]]
-            results.setdefault("teacher", []).append(first.result())
-            teacher_ckpt = out / f"teacher_s{args.seeds[0]}" / "teacher.pt"
-            for f, v in zip(early, [v for v in ("no_distill", "camera_only") if v in args.rows]):
-                results.setdefault(v, []).append(f.result())
-        done = {(v, args.seeds[0]) for v in results}
-        jobs = [(v, s) for s in args.seeds for v in args.rows if (v, s) not in done]  # seed-major
-        futures = {(v, s): pool.submit(run_one, args, v, s, train_root, val_root, teacher_ckpt) for v, s in jobs}
+            # the teacher (first seed) every distilled student learns from comes first; the
+            # rows that need no teacher run beside it
+            futures[("teacher", s0)] = pool.submit(run_one, args, "teacher", s0, train_root, val_root, None)
+            for v in ("no_distill", "camera_only"):
+                if v in args.rows:
+                    futures[(v, s0)] = pool.submit(run_one, args, v, s0, train_root, val_root, None)
+            futures[("teacher", s0)].result()
+            teacher_ckpt = out / f"teacher_s{s0}" / "teacher.pt"
+        for s in args.seeds:  # seed-major: a complete first seed comes before the second
+            for v in args.rows:
+                if (v, s) not in futures:
+                    futures[(v, s)] = pool.submit(run_one, args, v, s, train_root, val_root, teacher_ckpt)
         for (v, _), f in futures.items():
             results.setdefault(v, []).append(f.result())
     md = table(args, results)
