@@ -88,6 +88,22 @@ def _num_pts(gt: Boxes, meta: Mapping[str, Any] | None) -> np.ndarray:
     return counts
 
 
+def valid_prediction_mask(boxes: Boxes) -> np.ndarray:
+    """Predictions the devkit can score: finite score/centre/size/yaw, positive size (its IoU asserts)."""
+    size = np.asarray(boxes.size, np.float64).reshape(-1, 3)
+    ok = np.isfinite(np.asarray(boxes.scores, np.float64)) & np.isfinite(np.asarray(boxes.yaw, np.float64))
+    ok &= np.isfinite(np.asarray(boxes.center, np.float64)).all(1) & np.isfinite(size).all(1) & (size > 0).all(1)
+    labels = np.asarray(boxes.labels)
+    return ok & (labels >= 0) & (labels < len(CLASSES))
+
+
+def ranked_valid_predictions(boxes: Boxes, max_boxes: int | None) -> np.ndarray:
+    """Indices of the valid predictions, best score first, at most ``max_boxes``."""
+    idx = np.flatnonzero(valid_prediction_mask(boxes))
+    idx = idx[np.argsort(-np.asarray(boxes.scores, np.float64)[idx], kind="stable")]
+    return idx if max_boxes is None else idx[:max_boxes]
+
+
 def boxes_to_detection_boxes(
     sample_token: str,
     boxes: Boxes | None,
@@ -98,7 +114,8 @@ def boxes_to_detection_boxes(
     """``Boxes`` of one sample -> devkit ``DetectionBox`` list (ego frame).
 
     Predictions keep the ``max_boxes`` highest scores (DetectionEval refuses samples with more than
-    ``max_boxes_per_sample``); labels outside constants.CLASSES are dropped.
+    ``max_boxes_per_sample``); labels outside constants.CLASSES, non-finite values and non-positive
+    sizes are dropped (the devkit would assert); a nan velocity is kept (the devkit skips it).
     """
     from nuscenes.eval.detection.data_classes import DetectionBox
 
@@ -107,9 +124,7 @@ def boxes_to_detection_boxes(
     n = len(boxes)
     order = np.arange(n)
     if not is_gt:
-        order = np.argsort(-np.asarray(boxes.scores, np.float64), kind="stable")
-        if max_boxes is not None:
-            order = order[:max_boxes]
+        order = ranked_valid_predictions(boxes, max_boxes)
     num_pts = _num_pts(boxes, meta) if is_gt else None
     rot = _ego_rotation(meta)
     center = np.asarray(boxes.center, np.float64)

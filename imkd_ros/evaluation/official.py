@@ -35,6 +35,7 @@ from imkd_ros.evaluation.metrics import (
     breakdowns,
     detection_config,
     evaluate_eval_boxes,
+    ranked_valid_predictions,
 )
 from imkd_ros.types import Boxes
 
@@ -79,12 +80,9 @@ def boxes_to_results(sample_token: str, boxes: Boxes | None, ego_to_global: np.n
         return []
     m = np.asarray(ego_to_global, np.float64)
     rot, trans = m[:3, :3], m[:3, 3]
-    order = np.argsort(-np.asarray(boxes.scores, np.float64), kind="stable")[:max_boxes]
     out = []
-    for i in order:
+    for i in ranked_valid_predictions(boxes, max_boxes):
         label = int(boxes.labels[i])
-        if not 0 <= label < len(CLASSES):
-            continue
         yaw = float(boxes.yaw[i])
         rz = np.array([[np.cos(yaw), -np.sin(yaw), 0.0], [np.sin(yaw), np.cos(yaw), 0.0], [0.0, 0.0, 1.0]])
         center = rot @ np.asarray(boxes.center[i], np.float64) + trans

@@ -250,3 +250,17 @@ def test_max_boxes_per_sample_keeps_the_best():
     out = boxes_to_detection_boxes("s", b, is_gt=False, max_boxes=500)
     assert len(out) == 500
     assert min(x.detection_score for x in out) >= np.sort(b.scores)[100] - 1e-7
+
+
+def test_invalid_predictions_are_dropped_not_fatal(dataset):
+    gt, meta = dataset
+    pred = {k: copy(v) for k, v in gt.items()}
+    bad = copy(gt["s00"])
+    bad.scores[0] = np.nan
+    bad.size[1] = 0.0
+    bad.center[2, 0] = np.inf
+    bad.labels[3] = 42
+    pred["s00"] = bad
+    rep = evaluate(pred, gt, meta, with_breakdowns=False)
+    assert rep["num_pred"] == sum(len(v) for v in gt.values()) - 4
+    assert 0.9 < rep["mAP"] < 1.0
