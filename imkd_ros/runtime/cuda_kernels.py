@@ -149,11 +149,15 @@ def intervals_cover_all_points(starts: Tensor, lengths: Tensor, num_points: int)
 # torch extension
 
 
-@functools.lru_cache(maxsize=1)
-def load_torch_extension(verbose: bool = False) -> Any:
-    """Build (once, cached by torch in ~/.cache/torch_extensions) and import the extension."""
+@functools.lru_cache(maxsize=2)
+def load_torch_extension(verbose: bool = False, require_gpu: bool = True) -> Any:
+    """Build (once, cached by torch in ~/.cache/torch_extensions) and import the extension.
+
+    ``require_gpu=False`` only needs a CUDA build of torch + nvcc (compile check without a GPU;
+    set TORCH_CUDA_ARCH_LIST then, e.g. "8.6;8.7;8.9;9.0").
+    """
     reason = cuda_unavailable_reason()
-    if reason:
+    if reason and (require_gpu or torch.version.cuda is None):
         raise CudaUnavailableError(f"cannot build the bev_pool CUDA extension: {reason}")
     if find_nvcc() is None:
         raise CudaUnavailableError("cannot build the bev_pool CUDA extension: nvcc not found")

@@ -91,3 +91,19 @@ def test_torch_binding_compiles_syntax_only(tmp_path: Path) -> None:
     cmd.append(str(CSRC / "bev_pool_torch.cpp"))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc (CUDA toolkit) not installed")
+def test_torch_extension_builds_with_cuda_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full cpp_extension build of binding + kernel (needs a CUDA build of torch, not a GPU)."""
+    import torch
+
+    if torch.version.cuda is None:
+        pytest.skip(f"torch {torch.__version__} is a CPU-only build: cpp_extension refuses CUDA sources")
+    from imkd_ros.runtime import cuda_kernels
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", os.environ.get("TORCH_CUDA_ARCH_LIST", "8.6;8.7;8.9;9.0"))
+    ext = cuda_kernels.load_torch_extension(require_gpu=False)
+    assert hasattr(ext, "forward") and hasattr(ext, "backward")
