@@ -232,6 +232,7 @@ def official_evaluate(
     result_path = str(result_path)
     results = json.loads(Path(result_path).read_text())["results"]
     mode = "tokens"
+    missing: list[str] = []
     tmp = None
     if output_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="imkd_eval_")
@@ -250,11 +251,14 @@ def official_evaluate(
                 missing = [t for t in sample_tokens if t not in results]
                 if missing:  # e.g. --max-samples: evaluate the samples that were predicted
                     sample_tokens = [t for t in sample_tokens if t in results]
+                    if not sample_tokens:
+                        raise ValueError(f"the results file has no sample of split {split!r}")
         if mode == "tokens":
             ev = token_eval(nusc, cfg, result_path, list(sample_tokens), str(output_dir))
         gt, pred = ev.gt_boxes, ev.pred_boxes
         report = evaluate_eval_boxes(gt, pred, classes, include_absent, cfg=cfg)
         report["split"], report["split_mode"] = split, mode
+        report["split_samples_without_results"] = len(missing)
         report["include_absent"] = bool(include_absent)
         report["result_meta"] = ev.meta
         if with_breakdowns:
