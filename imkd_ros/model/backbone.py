@@ -6,6 +6,8 @@ layer1.0.downsample.0), so an ImageNet state_dict loads with ``load_torchvision_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -62,7 +64,7 @@ class Bottleneck(nn.Module):
         return self.relu(out + idt)
 
 
-RESNET_SPECS: dict[int, tuple[type[nn.Module], list[int]]] = {
+RESNET_SPECS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
     50: (Bottleneck, [3, 4, 6, 3]),
@@ -72,8 +74,8 @@ RESNET_SPECS: dict[int, tuple[type[nn.Module], list[int]]] = {
 class ResNet(nn.Module):
     """ResNet without the classifier; forward returns the four stage outputs (strides 4..32)."""
 
-    def __init__(self, block: type[nn.Module], layers: list[int],
-                 widths: list[int] = (64, 128, 256, 512), stem_width: int = 64):
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int],
+                 widths: Sequence[int] = (64, 128, 256, 512), stem_width: int = 64):
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem_width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem_width)
@@ -113,8 +115,8 @@ def build_resnet(cfg: BackboneConfig) -> ResNet:
         return ResNet(block, layers)
     if cfg.layers is None or cfg.widths is None:
         raise ValueError("a custom backbone (depth 0) needs layers and widths")
-    block = Bottleneck if cfg.bottleneck else BasicBlock
-    return ResNet(block, list(cfg.layers), list(cfg.widths), cfg.stem_width)
+    custom: type[BasicBlock] | type[Bottleneck] = Bottleneck if cfg.bottleneck else BasicBlock
+    return ResNet(custom, list(cfg.layers), list(cfg.widths), cfg.stem_width)
 
 
 def load_torchvision_weights(net: ResNet, path: str) -> tuple[list[str], list[str]]:

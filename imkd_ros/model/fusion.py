@@ -30,7 +30,7 @@ class IntensityGuidedFusion(nn.Module):
         if self.use_gate:
             self.gate = nn.Conv2d(2 * c + 2, 2 * c, 3, padding=1)
             nn.init.zeros_(self.gate.weight)
-            nn.init.zeros_(self.gate.bias)  # gates start at 0.5 / 0.5
+            nn.init.zeros_(self.gate.bias)  # type: ignore[arg-type]  # gates start at 0.5 / 0.5
         self.local = conv_bn_relu(2 * c, c)
         self.wide = conv_bn_relu(2 * c, c, dilation=cfg.dilation)
         self.out = conv_bn_relu(2 * c, c, k=1)

@@ -70,7 +70,7 @@ class TaskHead(nn.Module):
         super().__init__()
         self.conv = conv_bn_relu(cin, cmid)
         self.heatmap = nn.Conv2d(cmid, num_classes, 1)
-        nn.init.constant_(self.heatmap.bias, -2.19)  # prior p = 0.1 (CenterNet)
+        nn.init.constant_(self.heatmap.bias, -2.19)  # type: ignore[arg-type]  # prior p = 0.1
         self.box = nn.Conv2d(cmid, len(BOX_CODE), 1)
         self.attr = nn.Conv2d(cmid, NUM_ATTR, 1)
 
@@ -129,7 +129,7 @@ class BoxCoder:
         """Ground-truth boxes (ego frame) of one sample -> per-task numpy targets."""
         g, cfg = self.grid, self.cfg
         m = cfg.max_objs
-        out = []
+        out: list[dict[str, np.ndarray]] = []
         for names in self.tasks:
             out.append({
                 "heatmap": np.zeros((len(names), g.ny, g.nx), np.float32),
@@ -244,6 +244,8 @@ class BoxCoder:
 
 
 class CenterHead(nn.Module):
+    code_weights: Tensor
+
     def __init__(self, in_channels: int, cfg: HeadConfig, grid: BevGrid):
         super().__init__()
         self.cfg = cfg

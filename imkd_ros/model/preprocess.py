@@ -90,13 +90,14 @@ class Preprocessor:
         scale_jitter = 1.0
         flip = False
         if self.train:
-            scale_jitter = float(self.rng.uniform(*ic.aug_resize))
+            scale_jitter = float(self.rng.uniform(ic.aug_resize[0], ic.aug_resize[1]))
             flip = bool(ic.aug_flip and self.rng.random() < 0.5)
         imgs, augs = [], []
         for n in range(self.cfg.num_cameras):
             img = frame.images[n] if n < len(frame.images) else None
             valid = bool(frame.camera_valid[n]) and img is not None and np.asarray(img).size > 0
-            raw_hw = np.asarray(img).shape[:2] if valid else out_hw
+            shape = np.asarray(img).shape
+            raw_hw = (int(shape[0]), int(shape[1])) if valid else out_hw
             base = ic.resize if ic.resize is not None else ic.width / raw_hw[1]
             mat, new_hw, (y0, x0) = image_aug_matrix(raw_hw, out_hw, base * scale_jitter, flip)
             if valid:

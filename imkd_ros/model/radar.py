@@ -40,6 +40,8 @@ def scatter_sum(values: Tensor, flat: Tensor, valid: Tensor, b: int, grid: BevGr
 class PillarEncoder(nn.Module):
     """PointNet on decorated points, max-pooled per pillar -> (B, C, ny, nx)."""
 
+    scale: Tensor
+
     def __init__(self, num_features: int, cfg: PillarConfig, grid: BevGrid):
         super().__init__()
         if len(cfg.feature_scale) != num_features:

@@ -49,7 +49,8 @@ def box_corners(center: np.ndarray, size: np.ndarray, yaw: float) -> np.ndarray:
 
 def random_boxes(rng: np.random.Generator, n: int, extent: float = 30.0,
                  classes: tuple[str, ...] = ("car", "pedestrian")) -> Boxes:
-    centers, sizes, yaws, labels, vels = [], [], [], [], []
+    centers: list[np.ndarray] = []
+    sizes, yaws, labels, vels = [], [], [], []
     while len(centers) < n:
         xy = rng.uniform(-extent, extent, 2)
         if np.linalg.norm(xy) < 6 or any(np.linalg.norm(xy - c[:2]) < 6 for c in centers):

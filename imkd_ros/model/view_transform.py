@@ -147,6 +147,8 @@ def camera_params(intrinsics: Tensor, img_aug: Tensor) -> Tensor:
 class LSSViewTransform(nn.Module):
     """Depth distribution x context, splatted to BEV by ``imkd::bev_pool``."""
 
+    bins: Tensor
+
     def __init__(self, cfg: IMKDConfig, in_channels: int):
         super().__init__()
         self.cfg = cfg.depth
