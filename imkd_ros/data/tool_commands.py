@@ -26,6 +26,8 @@ def add_subcommands(subparsers) -> None:
     p.add_argument("--tile-width", type=int, default=480, help="camera tile width in pixels")
     p.add_argument("--bev-range", type=float, default=52.0, help="metres shown each side of the ego in BEV")
     p.add_argument("--keep-empty-boxes", action="store_true", help="do not drop GT boxes without LiDAR/radar points")
+    p.add_argument("--results", help="nuScenes results JSON (e.g. from imkd eval): draw its boxes as predictions")
+    p.add_argument("--score-threshold", type=float, default=0.3, help="predictions below are not drawn")
     p.set_defaults(func=cmd_render)
 
     b = subparsers.add_parser("to-bag", help="convert one nuScenes-format scene to a rosbag2 (MCAP or sqlite3)")
@@ -59,9 +61,16 @@ def cmd_render(args: argparse.Namespace) -> int:
             return 2
         token = tokens[args.index]
     frame = reader.frame(token)
-    path = render_frame(frame, None, args.out, RenderOptions(tile_width=args.tile_width, bev_range=args.bev_range))
+    pred = None
+    if args.results:
+        from imkd_ros.data.results import load_results, results_to_boxes
+
+        pred = results_to_boxes(load_results(args.results).get(token, []), frame.meta["ego_to_global"])
+    opts = RenderOptions(tile_width=args.tile_width, bev_range=args.bev_range, score_threshold=args.score_threshold)
+    path = render_frame(frame, pred, args.out, opts)
     print(f"wrote {path} (scene {frame.meta['scene']}, condition {frame.meta['condition']}, sample {token}, "
-          f"{len(frame.gt) if frame.gt is not None else 0} GT boxes, {len(frame.radar)} radar points)")
+          f"{len(frame.gt) if frame.gt is not None else 0} GT boxes, {len(frame.radar)} radar points"
+          + (f", {int((pred.scores >= args.score_threshold).sum())} predictions drawn)" if pred is not None else ")"))
     return 0
 
 
