@@ -283,6 +283,8 @@ class CenterHead(nn.Module):
             if bool(amask.any()):
                 logits = gather_cells(out["attr"], tgt["ind"])[amask].float()
                 attr = attr + F.cross_entropy(logits, tgt["attr"][amask])
+            else:  # keep the attribute branch in the graph (DDP without find_unused_parameters)
+                attr = attr + out["attr"].sum() * 0.0
         return {
             "heatmap": cfg.heatmap_weight * hm,
             "bbox": cfg.bbox_weight * box,

@@ -180,3 +180,31 @@ def test_no_depth_target_for_invalid_camera():
     frame.camera_valid[2] = False
     target = Preprocessor(cfg)([frame])["depth_target"]
     assert (target[2] == -1).all() and (target[0] >= 0).any()
+
+
+def test_load_torchvision_weights(tmp_path):
+    from imkd_ros.model.backbone import load_torchvision_weights
+
+    block, layers = RESNET_SPECS[18]
+    src = ResNet(block, layers)
+    state = dict(src.state_dict())
+    state["fc.weight"] = torch.zeros(1000, 512)
+    state["fc.bias"] = torch.zeros(1000)
+    torch.save(state, tmp_path / "resnet18.pth")
+    dst = ResNet(block, layers)
+    missing, unexpected = load_torchvision_weights(dst, str(tmp_path / "resnet18.pth"))
+    assert missing == [] and unexpected == []
+    torch.testing.assert_close(dst.layer3[1].conv2.weight, src.layer3[1].conv2.weight)
+
+
+def test_every_student_parameter_gets_a_gradient():
+    """DDP without find_unused_parameters needs every parameter in the graph, even with no
+    attribute labels in the batch."""
+    cfg = tiny_config()
+    frame = random_frame(13, raw_hw=(128, 352))
+    frame.gt.attributes[:] = -1
+    batch = Preprocessor(cfg)([frame])
+    student = Student(cfg).train()
+    sum(student.loss(student(batch), batch).values()).backward()
+    unused = [n for n, p in student.named_parameters() if p.grad is None]
+    assert unused == []
