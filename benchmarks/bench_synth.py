@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imkd_ros.world.synth import SynthConfig, synthesize  # noqa: E402
+from imkd_ros.world.synth import SynthConfig, synthesize
 
 
 def main(argv: list[str] | None = None) -> int:

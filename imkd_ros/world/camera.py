@@ -32,6 +32,9 @@ class RenderResult:
     scale: float  # render resolution / sensor resolution
 
 
+_TABLE_CACHE: dict[tuple, _CamTables] = {}
+
+
 class _CamTables:
     """Per (camera, render size) precomputation: pixel rays and their ground hits in the ego frame."""
 
@@ -65,7 +68,7 @@ class _CamTables:
         self.elev = np.arcsin(np.clip(rays_ego[..., 2] / norm, -1, 1)).astype(np.float32)
         # Horizontal bearing of each pixel column (for ego headlights at night).
         self.ray_ego = rays_ego.astype(np.float32)
-        self.sky: np.ndarray | None = None  # cached per condition by CameraSim (one condition per scene)
+        self.sky: dict[str, np.ndarray] = {}  # sky gradient per condition
         self.noise: np.ndarray | None = None
 
 
@@ -84,7 +87,15 @@ class CameraSim:
     def tables(self, cam: CameraSpec, scale: float) -> _CamTables:
         key = (cam.name, scale)
         if key not in self._tables:
-            self._tables[key] = _CamTables(cam, scale)
+            # Shared across scenes of the same rig (the pixel rays only depend on the camera).
+            gkey = (cam.name, cam.width, cam.height, scale, cam.intrinsics.tobytes(), cam.translation.tobytes(),
+                    np.asarray(cam.rotation, np.float64).tobytes())
+            tb = _TABLE_CACHE.get(gkey)
+            if tb is None:
+                if len(_TABLE_CACHE) > 64:
+                    _TABLE_CACHE.clear()
+                tb = _TABLE_CACHE[gkey] = _CamTables(cam, scale)
+            self._tables[key] = tb
         return self._tables[key]
 
     @staticmethod
@@ -109,14 +120,15 @@ class CameraSim:
         night = cond == "night"
 
         # --- background: sky gradient + ground texture --------------------------------------
-        if tb.sky is None:
+        if cond not in tb.sky:
             top = np.asarray(SKY_TOP[cond], np.float32)
             hor = np.asarray(SKY_HORIZON[cond], np.float32)
             f = np.clip(tb.elev / 0.6, 0, 1)[..., None]
-            tb.sky = (hor * (1 - f) + top * f).reshape(-1, 3)
+            tb.sky[cond] = (hor * (1 - f) + top * f).reshape(-1, 3)
+        if tb.noise is None:
             nrng = np.random.default_rng(np.random.SeedSequence([tb.w, tb.h, 17]))
             tb.noise = nrng.normal(0, 1, (h + 32, w + 32, 3)).astype(np.float32)
-        img = tb.sky.copy()
+        img = tb.sky[cond].copy()
         depth = np.full(h * w, np.inf, np.float32)
         gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
         rgb, _ = self.sim.ground_lookup(gxy)

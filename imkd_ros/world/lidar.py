@@ -50,74 +50,98 @@ class LidarSim:
         _, mat = self.sim.ground_lookup(gxy)
         refl[gi] = MATERIAL_REFLECT[mat]
         cosi[gi] = np.abs(dz[gi])
-        # Parts near enough.
-        pc = snap.part_center
-        rel = pc - o
-        rad = np.linalg.norm(snap.part_half, axis=1)
-        dist = np.linalg.norm(rel, axis=1)
+        # Objects near enough: bounding box first, then its parts (all axis-aligned in the object frame).
+        sim = self.sim
+        base, oyaw = snap.obj_base, snap.obj_yaw
+        lo, hi = sim.obj_lo, sim.obj_hi
+        ctr_local = (lo + hi) / 2
+        c, s = np.cos(oyaw), np.sin(oyaw)
+        ctr = base + np.column_stack([c * ctr_local[:, 0] - s * ctr_local[:, 1],
+                                      s * ctr_local[:, 0] + c * ctr_local[:, 1], ctr_local[:, 2]])
+        rad = np.linalg.norm(hi - lo, axis=1) / 2
+        dist = np.linalg.norm(ctr - o, axis=1)
         cand = np.flatnonzero(dist - rad < spec.max_range)
         if len(cand):
-            corners_s = (snap.part_corners[cand] - o) @ rot  # sensor frame (P, 8, 3)
-            cen_s = rel[cand] @ rot
+            # Object bounding-box corners in the sensor frame -> azimuth / elevation windows.
+            bits = np.array([[k & 1, (k >> 1) & 1, (k >> 2) & 1] for k in range(8)], bool)
+            loc = np.where(bits[None], hi[cand][:, None, :], lo[cand][:, None, :])  # (M, 8, 3)
+            cc, ss = c[cand][:, None], s[cand][:, None]
+            wx = base[cand][:, None, 0] + cc * loc[..., 0] - ss * loc[..., 1]
+            wy = base[cand][:, None, 1] + ss * loc[..., 0] + cc * loc[..., 1]
+            wz = base[cand][:, None, 2] + loc[..., 2]
+            corners_s = (np.stack([wx, wy, wz], -1) - o) @ rot
+            cen_s = (ctr[cand] - o) @ rot
             az_c = np.arctan2(cen_s[:, 1], cen_s[:, 0])
             caz = np.arctan2(corners_s[..., 1], corners_s[..., 0])
             daz = (caz - az_c[:, None] + np.pi) % (2 * np.pi) - np.pi
-            az_lo = az_c + daz.min(1)
-            az_hi = az_c + daz.max(1)
             horiz = np.hypot(corners_s[..., 0], corners_s[..., 1])
             cel = np.arctan2(corners_s[..., 2], horiz)
-            el_lo, el_hi = cel.min(1), cel.max(1)
-            inside = dist[cand] <= rad[cand]  # sensor within the part's sphere: test everything
+            inside = dist[cand] <= rad[cand]
             step = 2 * np.pi / na
-            b_lo = np.searchsorted(self.elev, el_lo - 1e-9)
-            b_hi = np.searchsorted(self.elev, el_hi + 1e-9)
-            i_lo = np.floor((az_lo + np.pi) / step - 0.5).astype(np.int64)
-            i_hi = np.ceil((az_hi + np.pi) / step - 0.5).astype(np.int64)
-            axes = snap.part_axes[cand]
-            half = snap.part_half[cand]
-            for j in range(len(cand)):
-                if inside[j]:
-                    bsel = np.arange(nb)
-                    asel = np.arange(na)
-                else:
-                    if b_hi[j] <= b_lo[j]:
-                        continue
-                    bsel = np.arange(b_lo[j], b_hi[j])
-                    asel = np.arange(i_lo[j], i_hi[j] + 1) % na
-                idx = (bsel[:, None] * na + asel[None, :]).ravel()
-                r = axes[j]
-                ol = (o - pc[cand[j]]) @ r  # origin in the part frame
-                dl = dirs_w[idx] @ r
-                with np.errstate(divide="ignore", invalid="ignore"):
+            b_lo = np.searchsorted(self.elev, cel.min(1) - 1e-9).tolist()
+            b_hi = np.searchsorted(self.elev, cel.max(1) + 1e-9).tolist()
+            i_lo = np.floor((az_c + daz.min(1) + np.pi) / step - 0.5).astype(np.int64).tolist()
+            i_hi = np.ceil((az_c + daz.max(1) + np.pi) / step - 0.5).astype(np.int64).tolist()
+            all_b, all_a = np.arange(nb), np.arange(na)
+            owner_code = np.where(np.arange(len(lo)) < len(snap.centers), np.arange(len(lo)), -1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for j, m in enumerate(cand.tolist()):
+                    if inside[j]:
+                        bsel, asel = all_b, all_a
+                    else:
+                        if b_hi[j] <= b_lo[j]:
+                            continue
+                        bsel = all_b[b_lo[j]:b_hi[j]]
+                        asel = np.arange(i_lo[j], i_hi[j] + 1) % na
+                    idx = (bsel[:, None] * na + asel[None, :]).ravel()
+                    # Into the object frame (rotation about z only).
+                    cm, sm = c[m], s[m]
+                    r2 = np.array([[cm, -sm, 0.0], [sm, cm, 0.0], [0.0, 0.0, 1.0]])
+                    ol = (o - base[m]) @ r2
+                    dl = dirs_w[idx] @ r2
                     inv = 1.0 / dl
-                    t1 = (-half[j] - ol) * inv
-                    t2 = (half[j] - ol) * inv
-                tmin = np.nanmax(np.minimum(t1, t2), axis=1)
-                tmax = np.nanmin(np.maximum(t1, t2), axis=1)
-                hit = (tmax >= tmin) & (tmin > 0.05) & (tmin < t_best[idx])
-                if not hit.any():
-                    continue
-                hi_idx = idx[hit]
-                t_best[hi_idx] = tmin[hit]
-                p = cand[j]
-                refl[hi_idx] = snap.part_reflect[p]
-                # Incidence: the face hit is the axis where tmin came from.
-                tt = np.minimum(t1, t2)[hit]
-                ax = np.argmax(tt, axis=1)
-                cosi[hi_idx] = np.abs(dl[hit][np.arange(len(ax)), ax])
-                owner[hi_idx] = snap.part_owner[p]
-        valid = np.isfinite(t_best) & (t_best < spec.max_range) & (t_best > 0.5)
+                    t1 = (lo[m] - ol) * inv
+                    t2 = (hi[m] - ol) * inv
+                    tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+                    tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+                    ok = (tmax >= tmin) & (tmax > 0.05) & (tmin < t_best[idx])
+                    if not ok.any():
+                        continue
+                    idx, inv = idx[ok], inv[ok]
+                    p0, p1 = sim.obj_part_start[m], sim.obj_part_end[m]
+                    parts = sim.part_local[p0:p1]  # (P, 6) x0 x1 y0 y1 z0 z1
+                    plo, phi = parts[:, [0, 2, 4]], parts[:, [1, 3, 5]]
+                    t1 = (plo[None] - ol) * inv[:, None, :]  # (R, P, 3)
+                    t2 = (phi[None] - ol) * inv[:, None, :]
+                    tn = np.minimum(t1, t2)
+                    tmin = np.nanmax(tn, axis=2)
+                    tmax = np.nanmin(np.maximum(t1, t2), axis=2)
+                    hitp = (tmax >= tmin) & (tmin > 0.05)
+                    tmin = np.where(hitp, tmin, np.inf)
+                    best_p = np.argmin(tmin, axis=1)
+                    rr = np.arange(len(idx))
+                    tb = tmin[rr, best_p]
+                    upd = tb < t_best[idx]
+                    if not upd.any():
+                        continue
+                    idx, best_p, rr = idx[upd], best_p[upd], rr[upd]
+                    t_best[idx] = tb[upd]
+                    refl[idx] = snap.part_reflect[p0 + best_p]
+                    ax = np.argmax(tn[rr, best_p], axis=1)
+                    cosi[idx] = np.abs(dirs_w[idx] @ r2)[np.arange(len(idx)), ax]
+                    owner[idx] = owner_code[m]
+        idx = np.flatnonzero((t_best < spec.max_range) & (t_best > 0.5))
         n_all = nb * na
         # Detection probability falls with range for dark surfaces; random dropouts; weather.
-        tb = np.where(np.isfinite(t_best), t_best, 1e3)
-        strength = refl * (0.3 + 0.7 * cosi) * np.exp(-2 * self.atten * tb) / (1 + (tb / 45.0) ** 2)
-        u = rng.random(n_all)
-        valid &= u > self.drop
-        valid &= strength > 0.6 * rng.random(n_all) + 0.15
-        idx = np.flatnonzero(valid)
-        t = t_best[idx] + rng.normal(0, spec.range_sigma, len(idx))
+        tb = t_best[idx]
+        strength = refl[idx] * (0.3 + 0.7 * cosi[idx]) * np.exp(-2 * self.atten * tb) / (1 + (tb / 45.0) ** 2)
+        u = rng.random((2, len(idx)))
+        keep = (u[0] > self.drop) & (strength > 0.6 * u[1] + 0.15)
+        idx, tb, strength = idx[keep], tb[keep], strength[keep]
+        noise = rng.normal(0, 1, (2, len(idx)))
+        t = tb + noise[0] * spec.range_sigma
         pts = self.dirs.reshape(-1, 3)[idx] * t[:, None]
-        inten = np.clip(strength[idx] * (1 + rng.normal(0, 0.1, len(idx))), 0, 255)
+        inten = np.clip(strength * (1 + 0.1 * noise[1]), 0, 255)
         ring = (idx // na).astype(np.float64)
         out = np.concatenate([pts, inten[:, None], ring[:, None]], axis=1).astype(np.float32)
         own = owner[idx]

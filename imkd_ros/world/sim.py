@@ -48,6 +48,8 @@ class Snapshot:
     part_color: np.ndarray  # (P, 3)
     part_emissive: np.ndarray  # (P,)
     part_reflect: np.ndarray  # (P,)
+    obj_base: np.ndarray  # (M,) bottom-centre of every object (agents then props), world
+    obj_yaw: np.ndarray  # (M,)
 
 
 class SceneSim:
@@ -92,6 +94,15 @@ class SceneSim:
         self.part_reflect = np.concatenate(refl + pr) if (refl or pr) else np.zeros(0)
         prop_owner = np.concatenate(po).astype(np.int64) if po else np.zeros(0, np.int64)
         self.part_owner = np.concatenate([self.agent_part_owner, prop_owner])
+        # Objects (agents then props): their parts are contiguous; local part boxes and bounds.
+        local = [*boxes, *pb]
+        self.obj_part_start = np.cumsum([0] + [len(b) for b in local])[:-1].astype(np.int64)
+        self.obj_part_end = np.cumsum([len(b) for b in local]).astype(np.int64)
+        self.part_local = np.concatenate(local) if local else np.zeros((0, 6))
+        self.obj_lo = np.array([b[:, [0, 2, 4]].min(0) for b in local]).reshape(-1, 3)
+        self.obj_hi = np.array([b[:, [1, 3, 5]].max(0) for b in local]).reshape(-1, 3)
+        self.prop_base = np.array([p.center for p in self.scene.props]).reshape(-1, 3)
+        self.prop_yaw = np.array([p.yaw for p in self.scene.props])
         if pb:
             pbox = np.concatenate(pb)
             yaw = np.concatenate(pyaw)
@@ -116,6 +127,8 @@ class SceneSim:
             part_center=np.concatenate([pcen, pcc]), part_half=np.concatenate([half, ph]),
             part_owner=self.part_owner, part_color=self.part_color, part_emissive=self.part_emissive,
             part_reflect=self.part_reflect,
+            obj_base=np.concatenate([np.column_stack([centers[:, :2], np.zeros(len(centers))]), self.prop_base]),
+            obj_yaw=np.concatenate([yaws, self.prop_yaw]),
         )
 
     # --- ground map -----------------------------------------------------------------------------
