@@ -30,6 +30,11 @@ CLASS_ATTRIBUTES: dict[str, tuple[int, ...]] = {
 }
 
 
+_ATTR_ALLOWED = np.zeros((len(CLASSES), NUM_ATTR), bool)
+for _name, _attrs in CLASS_ATTRIBUTES.items():
+    _ATTR_ALLOWED[CLASSES.index(_name), list(_attrs)] = True
+
+
 def gaussian_radius(length: float, width: float, min_overlap: float) -> float:
     """CornerNet/CenterPoint radius (cells) so a shifted box keeps IoU >= min_overlap."""
     h, w = length, width
@@ -226,18 +231,16 @@ class BoxCoder:
             keep_all.append(idx[circle_nms(cat["center"][idx, :2], cat["scores"][idx], radius)])
         keep = np.concatenate(keep_all)
         keep = keep[np.argsort(-cat["scores"][keep], kind="stable")][: self.cfg.max_boxes]
-        attrs = np.full(len(keep), -1, np.int64)
-        for j, i in enumerate(keep):
-            allowed = CLASS_ATTRIBUTES[CLASSES[int(cat["labels"][i])]]
-            if allowed:
-                logits = cat["attr_logits"][i][list(allowed)]
-                attrs[j] = allowed[int(np.argmax(logits))]
+        labels = cat["labels"][keep]
+        allowed = _ATTR_ALLOWED[labels]  # (K, 8) bool
+        logits = np.where(allowed, cat["attr_logits"][keep], -np.inf)
+        attrs = np.where(allowed.any(1), np.argmax(logits, 1) if len(keep) else 0, -1).astype(np.int64)
         return Boxes(
             center=cat["center"][keep].astype(np.float32),
             size=cat["size"][keep].astype(np.float32),
             yaw=cat["yaw"][keep].astype(np.float32),
             velocity=cat["velocity"][keep].astype(np.float32),
-            labels=cat["labels"][keep].astype(np.int64),
+            labels=labels.astype(np.int64),
             scores=cat["scores"][keep].astype(np.float32),
             attributes=attrs,
         )
