@@ -118,7 +118,7 @@ class RadarSim:
         for m in np.flatnonzero(cand[n_agents:] & (rmin[n_agents:] < spec.near_range)) + n_agents:
             j = m - n_agents
             kind = self.prop_kind[j]
-            n = rng.poisson(0.8 if kind in ("pole", "tree") else 1.5)
+            n = rng.poisson(1.2 if kind in ("pole", "tree") else 3.0)
             if n == 0:
                 continue
             pts = _outline_points(fp[j], o, rng, n)
@@ -137,9 +137,13 @@ class RadarSim:
                 owners.append(-1)
 
         # Clutter: weak stationary returns anywhere in the near beam; some invalid / ambiguous.
-        for _ in range(int(rng.poisson(4.0))):
-            r = float(rng.uniform(3.0, spec.near_range))
-            a = float(rng.uniform(-1, 1) * np.deg2rad(spec.near_half_fov_deg))
+        n_near = int(rng.poisson(8.0))
+        for c_i in range(n_near + int(rng.poisson(3.0))):
+            far = c_i >= n_near
+            r_lo, r_hi = (spec.near_range, min(spec.far_range, 150.0)) if far else (3.0, spec.near_range)
+            r = float(rng.uniform(r_lo, r_hi))
+            half_fov = spec.far_half_fov_deg if far else spec.near_half_fov_deg
+            a = float(rng.uniform(-1, 1) * np.deg2rad(half_fov))
             p = o + r * np.array([np.cos(a + yaw_s), np.sin(a + yaw_s)])
             row = self._cluster(p, o, yaw_s, np.zeros(2), v_s, float(rng.uniform(-12, 3)), rng)
             row[F["dyn_prop"]] = int(rng.choice([1, 3, 4]))

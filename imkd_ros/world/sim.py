@@ -210,7 +210,7 @@ class SceneSim:
         base = np.array([[78, 110, 52], [150, 148, 142], [82, 82, 86], [225, 225, 220]], np.float32)
         tex = base[mat]
         var = np.array([14.0, 6.0, 6.0, 4.0], np.float32)[mat] * noise_lo + np.array(
-            [10.0, 6.0, 7.0, 5.0], np.float32)[mat] * grain
+            [6.0, 3.0, 3.5, 3.0], np.float32)[mat] * grain
         tex += var[..., None]
         tex[marks == 2] = np.array([225, 180, 40], np.float32) + grain[marks == 2, None] * 5
         # Sidewalk tiles.
