@@ -79,6 +79,9 @@ class ReaderConfig:
     # Datasets downloaded without sweeps (keyframes only): use what is there instead of failing.
     skip_missing_sweeps: bool = True
     load_images: bool = True
+    # cam_to_ego = calibration only (what the live pipeline and the fixed BEV-pool geometry use);
+    # True folds in the ego motion between each camera's capture and the keyframe (BEVDepth style).
+    camera_ego_motion: bool = False
     image_downscale: int = 1  # 1, 2, 4 or 8: JPEG DCT-domain reduced decode (PIL draft)
     load_gt: bool = True
     filter_empty_boxes: bool = True  # drop GT with num_lidar_pts + num_radar_pts == 0 (as DetectionEval)
@@ -346,7 +349,8 @@ class NuScenesReader:
         for i, cam in enumerate(cfg.camera_names):
             sd = self.nusc.get("sample_data", sample["data"][cam]) if cam in sample["data"] else None
             if sd is None:
-                images.append(np.zeros((1, 1, 3), np.uint8))
+                s = max(1, cfg.image_downscale)
+                images.append(np.zeros((900 // s, 1600 // s, 3), np.uint8))
                 continue
             cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
             k = np.array(cs["camera_intrinsic"], dtype=np.float64)
@@ -420,6 +424,16 @@ class NuScenesReader:
         ego_to_global = self.ego_to_global(ref_sd)
         global_to_key = invert_rigid(ego_to_global)
         images, intr, c2e, valid = self.load_cameras(sample)
+        cam_times, cam_motion = [], np.tile(np.eye(4), (len(cfg.camera_names), 1, 1))
+        for i, cam in enumerate(cfg.camera_names):
+            if cam in sample["data"]:
+                sd = self.nusc.get("sample_data", sample["data"][cam])
+                cam_times.append(int(sd["timestamp"]))
+                cam_motion[i] = global_to_key @ self.ego_to_global(sd)
+            else:
+                cam_times.append(0)
+        if cfg.camera_ego_motion:
+            c2e = (cam_motion @ c2e.astype(np.float64)).astype(np.float32)
         radar = self.load_radar(sample, global_to_key)
         lidar = self.load_lidar(sample, global_to_key) if cfg.load_lidar else None
         gt, instance_tokens = self.gt_boxes(sample, global_to_key) if cfg.load_gt else (None, [])
@@ -436,6 +450,8 @@ class NuScenesReader:
             "ego_to_global": ego_to_global.copy(),
             "reference_token": ref_sd["token"],
             "camera_tokens": [sample["data"].get(c, "") for c in cfg.camera_names],
+            "camera_timestamps_us": cam_times,
+            "camera_ego_motion": cam_motion,  # (6, 4, 4) ego at capture -> keyframe ego
             "instance_tokens": instance_tokens,
             "image_downscale": cfg.image_downscale,
         }

@@ -238,3 +238,18 @@ def test_category_mapping_equals_devkit() -> None:
 
     for name in NUSCENES_CATEGORIES:
         assert category_to_class(name) == category_to_detection_name(name), name
+
+
+def test_camera_ego_motion_option(reader: NuScenesReader) -> None:
+    """Folding the capture-time ego pose into cam_to_ego maps points like the devkit's camera chain."""
+    r = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(camera_ego_motion=True, load_lidar=False),
+                       nusc=reader.nusc)
+    token = r.sample_tokens()[1]
+    plain, moved = reader.frame(token), r.frame(token)
+    sample = reader.nusc.get("sample", token)
+    sd = reader.nusc.get("sample_data", sample["data"]["CAM_BACK"])
+    assert plain.meta["camera_timestamps_us"][3] == sd["timestamp"] != sample["timestamp"]
+    chain = np.linalg.inv(reader.keyframe_ego_to_global(sample)) @ reader.ego_to_global(sd) @ reader.sensor_to_ego(sd)
+    np.testing.assert_allclose(moved.cam_to_ego[3], chain, atol=1e-4)
+    np.testing.assert_allclose(plain.cam_to_ego[3], reader.sensor_to_ego(sd), atol=1e-6)
+    assert np.abs(moved.cam_to_ego[3][:3, 3] - plain.cam_to_ego[3][:3, 3]).max() > 0.01  # the ego moved 8 m/s
