@@ -14,9 +14,10 @@ onnxruntime-extensions serves Python ops from (``ai.onnx.contrib``), and
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx
+if TYPE_CHECKING:
+    import onnx
 
 DOMAIN = "imkd"
 OP_TYPE = "BevPool"
@@ -38,6 +39,7 @@ def register_schema() -> None:
     global _SCHEMA_REGISTERED
     if _SCHEMA_REGISTERED:
         return
+    import onnx
     from onnx.defs import OpSchema
 
     formal = OpSchema.FormalParameter
@@ -118,6 +120,8 @@ def rename_dynamic_dims(model: onnx.ModelProto, names: dict[str, str]) -> None:
 
 def to_ort_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy with BevPool moved to ai.onnx.contrib and TensorRT-only attributes dropped."""
+    import onnx
+
     out = copy.deepcopy(model)
     for node in out.graph.node:
         if node.op_type == OP_TYPE and node.domain == DOMAIN:
@@ -170,6 +174,7 @@ def register_ort_bev_pool() -> str:
 
 def ort_session(model: onnx.ModelProto | str, threads: int = 1) -> Any:
     """onnxruntime CPU session for an exported model, BevPool served by the Python op."""
+    import onnx
     import onnxruntime as ort
 
     if isinstance(model, str):
