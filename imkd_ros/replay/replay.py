@@ -10,7 +10,6 @@ and report.md; PNG renders of chosen and of the worst keyframes; a per-stage tim
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -235,7 +234,9 @@ class Replay:
             chosen = [i for i in opt.render if i < len(pairs)]
             worst = [i for _, i in errors[: opt.render_worst] if i not in chosen]
             report["renders"] = self._render(pairs, chosen, worst)
-        (opt.out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+        (opt.out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default, allow_nan=False)
+                                                 if _finite(report) else json.dumps(_nan_to_none(report), indent=2,
+                                                                                    default=_json_default))
         (opt.out_dir / "report.md").write_text(report_markdown(report))
         return report
 
@@ -254,6 +255,25 @@ class Replay:
         return paths
 
 
+def _finite(o: Any) -> bool:
+    try:
+        json.dumps(o, allow_nan=False, default=_json_default)
+        return True
+    except ValueError:
+        return False
+
+
+def _nan_to_none(o: Any) -> Any:
+    """Strict JSON: NaN/inf (undefined metrics) become null."""
+    if isinstance(o, dict):
+        return {k: _nan_to_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_none(v) for v in o]
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    return o
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)
@@ -268,15 +288,11 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Replay of `{report['bag']}`", "",
              f"backend **{report['backend']}**, {report['keyframes_processed']} keyframes processed, "
              f"{report['keyframes_with_ground_truth']} with ground truth, {report['wall_time_s']:.1f} s wall time.", ""]
-    m = report.get("metrics")
-    if m:
-        def fmt(key: str) -> str:
-            v = m.get(key)
-            return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+    if report.get("metrics"):
+        from imkd_ros.evaluation.report import markdown
 
-        lines += ["## nuScenes metrics", "", "| NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE |",
-                  "|---|---|---|---|---|---|---|",
-                  "| " + " | ".join(fmt(k) for k in ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")) + " |", ""]
+        body = markdown(report["metrics"], title="nuScenes metrics").splitlines()
+        lines += ["#" + ln if ln.startswith("#") else ln for ln in body] + [""]
     lines += ["## Per-stage timing (ms)", "", "| stage | mean | p50 | p90 | max |", "|---|---|---|---|---|"]
     for k, v in report["timing_ms"].items():
         lines.append(f"| {k} | {v['mean']:.2f} | {v['p50']:.2f} | {v['p90']:.2f} | {v['max']:.2f} |")
