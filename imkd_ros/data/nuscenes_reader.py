@@ -232,19 +232,17 @@ class NuScenesReader:
         return out
 
     # ---- geometry helpers
-    def _matrix(self, table: str, token: str) -> np.ndarray:
-        key = table + token
-        m = self._matrix_cache.get(key)
+    def sensor_to_ego(self, sd: dict) -> np.ndarray:
+        """Calibration (few records: cached; callers must not modify the returned array)."""
+        token = sd["calibrated_sensor_token"]
+        m = self._matrix_cache.get(token)
         if m is None:
-            m = record_to_matrix(self.nusc.get(table, token))
-            self._matrix_cache[key] = m
+            m = self._matrix_cache[token] = record_to_matrix(self.nusc.get("calibrated_sensor", token))
         return m
 
-    def sensor_to_ego(self, sd: dict) -> np.ndarray:
-        return self._matrix("calibrated_sensor", sd["calibrated_sensor_token"])
-
     def ego_to_global(self, sd: dict) -> np.ndarray:
-        return self._matrix("ego_pose", sd["ego_pose_token"])
+        """Ego pose at the sample_data's time (one per sample_data: not cached, it is cheap)."""
+        return record_to_matrix(self.nusc.get("ego_pose", sd["ego_pose_token"]))
 
     def reference_sample_data(self, sample: dict) -> dict:
         chan = self.config.reference_channel
