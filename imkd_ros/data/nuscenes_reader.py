@@ -372,6 +372,13 @@ class NuScenesReader:
 
     def gt_boxes(self, sample: dict | str, global_to_key: np.ndarray | None = None) -> tuple[Boxes, list[str]]:
         """Ground truth in the keyframe ego frame and the instance tokens of the kept boxes."""
+        boxes, instances, _ = self.gt_annotations(sample, global_to_key)
+        return boxes, instances
+
+    def gt_annotations(
+        self, sample: dict | str, global_to_key: np.ndarray | None = None
+    ) -> tuple[Boxes, list[str], np.ndarray]:
+        """``gt_boxes`` plus each box's num_lidar_pts + num_radar_pts (DetectionEval's filter input)."""
         if isinstance(sample, str):
             sample = self.nusc.get("sample", sample)
         cfg = self.config
@@ -394,11 +401,12 @@ class NuScenesReader:
             attr = NO_ATTRIBUTE
             if ann["attribute_tokens"]:
                 attr = ATTR_TO_ID.get(self.nusc.get("attribute", ann["attribute_tokens"][0])["name"], NO_ATTRIBUTE)
-            rows.append((center, ann["size"], yaw, vel[:2], CLASS_TO_ID[cls], attr, ann["instance_token"]))
+            rows.append((center, ann["size"], yaw, vel[:2], CLASS_TO_ID[cls], attr, ann["instance_token"],
+                         ann["num_lidar_pts"] + ann["num_radar_pts"]))
         if not rows:
             boxes = Boxes.empty()
             boxes.track_ids = np.zeros((0,), np.int64)
-            return boxes, []
+            return boxes, [], np.zeros((0,), np.int64)
         boxes = Boxes(
             center=np.array([r[0] for r in rows], np.float32),
             size=np.array([r[1] for r in rows], np.float32),
@@ -409,7 +417,7 @@ class NuScenesReader:
             attributes=np.array([r[5] for r in rows], np.int64),
             track_ids=np.array([instance_track_id(r[6]) for r in rows], np.int64),
         )
-        return boxes, [r[6] for r in rows]
+        return boxes, [r[6] for r in rows], np.array([r[7] for r in rows], np.int64)
 
     def scene_of(self, sample_token: str) -> dict:
         return self._sample_scene[sample_token]
@@ -434,7 +442,9 @@ class NuScenesReader:
             c2e = (cam_motion @ c2e.astype(np.float64)).astype(np.float32)
         radar = self.load_radar(sample, global_to_key)
         lidar = self.load_lidar(sample, global_to_key) if cfg.load_lidar else None
-        gt, instance_tokens = self.gt_boxes(sample, global_to_key) if cfg.load_gt else (None, [])
+        gt, instance_tokens, num_pts = (
+            self.gt_annotations(sample, global_to_key) if cfg.load_gt else (None, [], np.zeros((0,), np.int64))
+        )
         scene = self._sample_scene[sample_token]
         log = self.nusc.get("log", scene["log_token"]) if scene.get("log_token") else {}
         meta = {
@@ -451,6 +461,7 @@ class NuScenesReader:
             "camera_timestamps_us": cam_times,
             "camera_ego_motion": cam_motion,  # (6, 4, 4) ego at capture -> keyframe ego
             "instance_tokens": instance_tokens,
+            "gt_num_pts": num_pts,  # lidar + radar points per GT box (evaluation's DetectionEval filter)
             "image_downscale": cfg.image_downscale,
         }
         return Frame(

@@ -167,6 +167,8 @@ def test_keep_empty_boxes(reader: NuScenesReader) -> None:
     r = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(filter_empty_boxes=False), nusc=reader.nusc)
     boxes, _ = r.gt_boxes(r.sample_tokens()[0])
     assert len(boxes) == 3
+    assert r.frame(r.sample_tokens()[0]).meta["gt_num_pts"].tolist() == [32, 5, 0]
+    assert reader.frame(r.sample_tokens()[0]).meta["gt_num_pts"].tolist() == [32, 5]
 
 
 def test_reduced_jpeg_decode_scales_intrinsics(reader: NuScenesReader) -> None:
