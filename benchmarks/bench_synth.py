@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--render-scale", type=float, default=0.5)
     p.add_argument("--sweep-render-scale", type=float, default=0.25)
     p.add_argument("--camera-sweeps", choices=("full", "none"), default="full")
+    p.add_argument("--lidar-sweeps", choices=("full", "none"), default="full")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--first-scene", type=int, default=0)
     p.add_argument("--out", default=None, help="keep the dataset here (default: a temp dir, deleted)")
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = SynthConfig(out=out, scenes=args.scenes, seed=args.seed, scene_seconds=args.scene_seconds,
                           image_scale=args.image_scale, render_scale=args.render_scale,
                           sweep_render_scale=args.sweep_render_scale, camera_sweeps=args.camera_sweeps,
+                          lidar_sweeps=args.lidar_sweeps,
                           first_scene=args.first_scene, progress=False)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         stats = synthesize(cfg)
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         "per_keyframe_s": {k: round(stats[k] / kf, 4) for k in ("render_s", "lidar_s", "radar_s", "write_s")},
         "mb_per_keyframe": round(size / kf / 1e6, 2),
         "config": {k: getattr(args, k) for k in ("image_scale", "render_scale", "sweep_render_scale",
-                                                 "camera_sweeps", "scene_seconds", "scenes")},
+                                                 "camera_sweeps", "lidar_sweeps", "scene_seconds",
+                                                 "scenes")},
     }
     print(f"synth: {kf} key frames, {res['keyframes_per_s_wall']:.2f} key frames/s wall, "
           f"{res['keyframes_per_s_cpu']:.2f} key frames per CPU-second "

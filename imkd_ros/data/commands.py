@@ -30,6 +30,8 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
                    help="internal render resolution of camera sweeps (painter's algorithm)")
     p.add_argument("--camera-sweeps", choices=("full", "none"), default="full",
                    help="write the 12 Hz camera sweeps, or key-frame images only")
+    p.add_argument("--lidar-sweeps", choices=("full", "none"), default="full",
+                   help="write the 20 Hz LiDAR sweeps (~0.6 MB each), or key-frame LiDAR only")
     p.add_argument("--jpeg-quality", type=int, default=90)
     p.add_argument("--val-fraction", type=float, default=0.2, help="last scenes go to the val split")
     p.add_argument("--first-scene", type=int, default=0, help="index of the first scene (for sharding)")

@@ -45,7 +45,8 @@ class SynthConfig:
     image_scale: float = 1.0
     render_scale: float = 0.5
     sweep_render_scale: float = 0.25
-    camera_sweeps: str = "full"  # full | none
+    camera_sweeps: str = "full"  # full | none (key-frame images only)
+    lidar_sweeps: str = "full"  # full | none (key-frame LiDAR only)
     jpeg_quality: int = 90
     sweep_jpeg_quality: int = 80
     val_fraction: float = 0.2
@@ -149,6 +150,10 @@ class SceneSynthesizer:
         self.logfile = logfile
 
         events = _timeline(self.rig, self.n_samples, self._rng("timeline"))
+        if cfg.camera_sweeps == "none":
+            events = [e for e in events if e.key or not e.channel.startswith("CAM")]
+        if cfg.lidar_sweeps == "none":
+            events = [e for e in events if e.key or e.channel != LIDAR_NAME]
         sample_tokens = [w.token("sample", name, i) for i in range(self.n_samples)]
         t_key = [0.5 + i / SAMPLE_HZ for i in range(self.n_samples)]
         scene_token = w.token("scene", name)
@@ -178,8 +183,6 @@ class SceneSynthesizer:
         for i in range(self.n_samples):
             key_data: dict[str, tuple] = {}
             for e in by_sample.get(i, []):
-                if e.channel.startswith("CAM") and not e.key and cfg.camera_sweeps == "none":
-                    continue
                 snap = snaps.get(e.t)
                 if snap is None:
                     snap = self.sim.snapshot(e.t)
@@ -377,7 +380,8 @@ def run_synth(args: argparse.Namespace) -> int:
     cfg = SynthConfig(
         out=args.out, scenes=args.scenes, seed=args.seed, version=args.version, scene_seconds=args.scene_seconds,
         image_scale=args.image_scale, render_scale=args.render_scale, sweep_render_scale=args.sweep_render_scale,
-        camera_sweeps=args.camera_sweeps, jpeg_quality=args.jpeg_quality, val_fraction=args.val_fraction,
+        camera_sweeps=args.camera_sweeps, lidar_sweeps=args.lidar_sweeps, jpeg_quality=args.jpeg_quality,
+        val_fraction=args.val_fraction,
         first_scene=args.first_scene, condition=args.condition, road=args.road,
         rig=args.rig or str(DEFAULT_RIG_YAML),
         progress=not args.no_progress,

@@ -156,3 +156,21 @@ def test_timeline_rates():
         # Every frame belongs to the key frame at or after it.
         key_t = {e.sample: e.t for e in evs if e.key}
         assert all(e.t <= key_t[e.sample] + 1e-9 for e in evs)
+
+
+def test_keyframes_only_mode_has_consistent_chains(tmp_path):
+    from nuscenes.nuscenes import NuScenes
+
+    out = tmp_path / "kf"
+    assert imkd_main(["data", "synth", "--out", str(out), "--seed", "2", "--scenes", "1", "--scene-seconds", "1.5",
+                      "--image-scale", "0.1", "--camera-sweeps", "none", "--lidar-sweeps", "none",
+                      "--no-progress"]) == 0
+    nusc = NuScenes(version=VERSION, dataroot=str(out), verbose=False)
+    for sd in nusc.sample_data:
+        for link in (sd["prev"], sd["next"]):
+            if link:
+                nusc.get("sample_data", link)  # every link resolves
+        if sd["channel"].startswith("CAM") or sd["channel"] == LIDAR_NAME:
+            assert sd["is_key_frame"]
+    assert not list((out / "sweeps" / LIDAR_NAME).iterdir())
+    assert list((out / "sweeps" / "RADAR_FRONT").iterdir())  # radar sweeps are always written
