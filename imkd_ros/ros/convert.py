@@ -21,6 +21,7 @@ quaternion (x, y, z, w) = (0, 0, sin(yaw/2), cos(yaw/2)).
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 import math
@@ -618,6 +619,61 @@ def matrix_to_transform(matrix: np.ndarray, parent_frame: str, child_frame: str,
     return msg
 
 
+# ---------------------------------------------------------------------------- fast message building
+# Output builders create thousands of small messages per keyframe (24 Points per box in a
+# MarkerArray). rclpy's generated constructors default-construct every nested message before the
+# caller replaces it, which dominates the cost. Flat messages (only primitive fields) are therefore
+# filled slot by slot, nested ones are shallow copies of a per-call template whose sub-messages
+# are then *replaced* (never mutated in place). Both tricks are verified once per class against
+# the constructor and fall back to it; tests compare both paths (``_FAST_MSGS``).
+_FAST_MSGS = True
+_PRIMITIVE_TYPES = {"double": 1.5, "float": 0.5, "string": "s", "int32": 3, "uint64": 4, "boolean": True}
+
+
+@cache
+def _flat_fields(cls: type) -> tuple[str, ...] | None:
+    """Field names of a flat message class that can be filled through its slots, else None."""
+    try:
+        fields = cls.get_fields_and_field_types()
+        if set(cls.__slots__) != {"_" + f for f in fields} | {"_check_fields"}:
+            return None
+        if not all(t in _PRIMITIVE_TYPES for t in fields.values()):
+            return None
+        names = tuple(fields)
+        probe = {f: _PRIMITIVE_TYPES[t] for f, t in fields.items()}
+        m = cls.__new__(cls)
+        m._check_fields = False
+        for n in names:
+            setattr(m, "_" + n, probe[n])
+        return names if m == cls(**probe) else None
+    except Exception:
+        return None
+
+
+def _msg(cls: type, **kw: Any) -> Any:
+    """Flat message from all its field values (Python scalars of the right type)."""
+    names = _flat_fields(cls) if _FAST_MSGS else None
+    if names is None or len(kw) != len(names):
+        return cls(**kw)
+    m = cls.__new__(cls)
+    m._check_fields = False
+    for n in names:
+        setattr(m, "_" + n, kw[n])
+    return m
+
+
+def _clone(template: Any) -> Any:
+    """Shallow copy of a message; callers assign whole new sub-messages to the fields they change."""
+    return copy.copy(template) if _FAST_MSGS else copy.deepcopy(template)
+
+
+def _make_points(xyz: np.ndarray) -> list[Any]:
+    """(N, 3) -> [geometry_msgs/Point]."""
+    from geometry_msgs.msg import Point
+
+    return [_msg(Point, x=x, y=y, z=z) for x, y, z in np.asarray(xyz, np.float64).reshape(-1, 3).tolist()]
+
+
 # ---------------------------------------------------------------------------- detections
 def _yaw_quat_xyzw(yaw: float) -> tuple[float, float, float, float]:
     return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)
@@ -631,14 +687,14 @@ def _class_name(label: int) -> str:
     return CLASSES[label] if 0 <= label < len(CLASSES) else str(label)
 
 
-def _pose(center: np.ndarray, yaw: float) -> Any:
+def _pose(center: np.ndarray, yaw: float, template: Any = None) -> Any:
     from geometry_msgs.msg import Point, Pose, Quaternion
 
     qx, qy, qz, qw = _yaw_quat_xyzw(yaw)
-    return Pose(
-        position=Point(x=float(center[0]), y=float(center[1]), z=float(center[2])),
-        orientation=Quaternion(x=qx, y=qy, z=qz, w=qw),
-    )
+    pose = Pose() if template is None else _clone(template)
+    pose.position = _msg(Point, x=float(center[0]), y=float(center[1]), z=float(center[2]))
+    pose.orientation = _msg(Quaternion, x=qx, y=qy, z=qz, w=qw)
+    return pose
 
 
 def boxes_to_detection3d_array(boxes: Boxes, frame_id: str, stamp_ns: int) -> Any:
@@ -648,20 +704,28 @@ def boxes_to_detection3d_array(boxes: Boxes, frame_id: str, stamp_ns: int) -> An
     bbox.size = (l, w, h) along the box x/y/z axes (nuScenes size is (w, l, h)); id = track id or "".
     Velocity and attribute do not fit vision_msgs: see ``boxes_to_object3d_array``.
     """
-    from geometry_msgs.msg import PoseWithCovariance, Vector3
+    from geometry_msgs.msg import Pose, PoseWithCovariance, Vector3
     from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
 
     header = make_header(frame_id, stamp_ns)
     out = Detection3DArray(header=header)
+    # Per-call templates (see _clone): every field that differs per box is assigned a new object.
+    t_pose, t_pwc, t_hyp = Pose(), PoseWithCovariance(), ObjectHypothesisWithPose()
+    t_box, t_det = BoundingBox3D(), Detection3D(header=header)
     dets = []
     for i in range(len(boxes)):
-        pose = _pose(boxes.center[i], float(boxes.yaw[i]))
+        pose = _pose(boxes.center[i], float(boxes.yaw[i]), t_pose)
         w, l, h = (float(v) for v in boxes.size[i])
-        hyp = ObjectHypothesisWithPose(
-            hypothesis=ObjectHypothesis(class_id=_class_name(int(boxes.labels[i])), score=float(boxes.scores[i])),
-            pose=PoseWithCovariance(pose=pose),
-        )
-        det = Detection3D(header=header, results=[hyp], bbox=BoundingBox3D(center=pose, size=Vector3(x=l, y=w, z=h)))
+        hyp = _clone(t_hyp)
+        hyp.hypothesis = _msg(ObjectHypothesis, class_id=_class_name(int(boxes.labels[i])), score=float(boxes.scores[i]))
+        hyp.pose = _clone(t_pwc)  # covariance: the template's zeros, shared read-only
+        hyp.pose.pose = pose
+        bbox = _clone(t_box)
+        bbox.center = pose
+        bbox.size = _msg(Vector3, x=l, y=w, z=h)
+        det = _clone(t_det)
+        det.results = [hyp]
+        det.bbox = bbox
         det.id = str(int(boxes.track_ids[i])) if boxes.track_ids is not None else ""
         dets.append(det)
     out.detections = dets
@@ -764,36 +828,6 @@ _EDGES = np.array(
 )
 
 
-@cache
-def _fast_point_ok(cls: type) -> bool:
-    """True when geometry_msgs/Point can be filled through its slots (checked once, per class)."""
-    try:
-        if set(cls.__slots__) != {"_x", "_y", "_z", "_check_fields"}:
-            return False
-        p = cls.__new__(cls)
-        p._check_fields, p._x, p._y, p._z = False, 1.5, -2.0, 3.25
-        return bool(p == cls(x=1.5, y=-2.0, z=3.25)) and p.x == 1.5
-    except Exception:
-        return False
-
-
-def _make_points(xyz: np.ndarray) -> list[Any]:
-    """(N, 3) -> [geometry_msgs/Point]. Thousands per MarkerArray, so the per-field setter checks
-    are skipped when the generated class has the known layout (values are finite floats here)."""
-    from geometry_msgs.msg import Point
-
-    vals = np.asarray(xyz, np.float64).reshape(-1, 3).tolist()
-    if not _fast_point_ok(Point):
-        return [Point(x=x, y=y, z=z) for x, y, z in vals]
-    new = Point.__new__
-    out = []
-    for x, y, z in vals:
-        p = new(Point)
-        p._check_fields, p._x, p._y, p._z = False, x, y, z
-        out.append(p)
-    return out
-
-
 def boxes_to_marker_array(
     boxes: Boxes,
     frame_id: str,
@@ -822,43 +856,52 @@ def boxes_to_marker_array(
     lifetime = Duration(sec=sec, nanosec=int(round((lifetime_s - sec) * 1e9)))
     markers = [Marker(header=header, ns=ns, id=0, action=Marker.DELETEALL)]
 
-    def base(kind: int, sub: str, mid: int) -> Any:
-        m = Marker(header=header, ns=f"{ns}/{sub}", id=mid, type=kind, action=Marker.ADD, lifetime=lifetime)
+    def template(kind: int, sub: str) -> Any:
+        m = Marker(header=header, ns=f"{ns}/{sub}", type=kind, action=Marker.ADD, lifetime=lifetime)
         m.pose.orientation.w = 1.0
         return m
 
-    def color(label: int, alpha: float = 1.0) -> Any:
-        r, g, b = CLASS_COLORS[label] if 0 <= label < len(CLASS_COLORS) else _UNKNOWN_COLOR
-        return ColorRGBA(r=r, g=g, b=b, a=alpha)
+    palette = [_msg(ColorRGBA, r=r, g=g, b=b, a=1.0) for r, g, b in CLASS_COLORS]
+    unknown = _msg(ColorRGBA, r=_UNKNOWN_COLOR[0], g=_UNKNOWN_COLOR[1], b=_UNKNOWN_COLOR[2], a=1.0)
+
+    def color(label: int) -> Any:  # shared, read-only colour objects
+        return palette[label] if 0 <= label < len(palette) else unknown
 
     n = len(boxes)
     if n == 0:
         return MarkerArray(markers=markers)
     corners = box_corners(boxes.center, boxes.size, boxes.yaw)  # (N, 8, 3)
     seg = corners[:, _EDGES.reshape(-1)]  # (N, 24, 3)
-    lines = base(Marker.LINE_LIST, "boxes", 0)
-    lines.scale = Vector3(x=float(line_width))
-    lines.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+    lines = template(Marker.LINE_LIST, "boxes")
+    lines.id = 0
+    lines.scale = _msg(Vector3, x=float(line_width), y=0.0, z=0.0)
+    lines.color = _msg(ColorRGBA, r=1.0, g=1.0, b=1.0, a=1.0)
     lines.points = _make_points(seg.reshape(-1, 3))
-    lines.colors = [c for i in range(n) for c in [color(int(boxes.labels[i]))] * 24]  # shared per box
+    lines.colors = [c for i in range(n) for c in [color(int(boxes.labels[i]))] * 24]
     markers.append(lines)
+    t_text, t_arrow = template(Marker.TEXT_VIEW_FACING, "labels"), template(Marker.ARROW, "velocity")
+    t_text.scale = _msg(Vector3, x=0.0, y=0.0, z=0.8)  # text height
+    t_arrow.scale = _msg(Vector3, x=0.15, y=0.3, z=0.3)  # shaft diameter, head diameter, head length
+    t_pose = t_text.pose
+    top = (boxes.center[:, 2] + boxes.size[:, 2] / 2 + 0.5).tolist()
+    centers, vel = boxes.center.tolist(), boxes.velocity.tolist()
     for i in range(n):
         label = int(boxes.labels[i])
-        c = boxes.center[i]
+        cx, cy, cz = centers[i]
         if labels:
-            t = base(Marker.TEXT_VIEW_FACING, "labels", i)
-            t.pose.position = Point(x=float(c[0]), y=float(c[1]), z=float(c[2] + boxes.size[i, 2] / 2 + 0.5))
-            t.scale.z = 0.8
+            t = _clone(t_text)
+            t.id = i
+            t.pose = _clone(t_pose)
+            t.pose.position = _msg(Point, x=cx, y=cy, z=top[i])
             t.color = color(label)
             t.text = f"{_class_name(label)} {float(boxes.scores[i]):.2f}"
             markers.append(t)
         if velocities:
-            vx, vy = (float(v) for v in boxes.velocity[i])
+            vx, vy = vel[i]
             if math.hypot(vx, vy) >= min_speed:
-                a = base(Marker.ARROW, "velocity", i)
-                start = Point(x=float(c[0]), y=float(c[1]), z=float(c[2]))
-                a.points = [start, Point(x=start.x + vx, y=start.y + vy, z=start.z)]
-                a.scale = Vector3(x=0.15, y=0.3, z=0.3)  # shaft diameter, head diameter, head length
+                a = _clone(t_arrow)
+                a.id = i
+                a.points = [_msg(Point, x=cx, y=cy, z=cz), _msg(Point, x=cx + vx, y=cy + vy, z=cz)]
                 a.color = color(label)
                 markers.append(a)
     return MarkerArray(markers=markers)

@@ -54,6 +54,7 @@ class DetectorNode:
             detector, why = make_detector(p)
             self.log.info(f"backend {detector.name}: {why}")
         self.front = DetectionFrontend(p, detector, warn=lambda t: self.log.warning(t, throttle_duration_sec=5.0))
+        self.log.info(f"warm-up inference: {self.front.warmup() * 1e3:.0f} ms")
         self.latency_ms: deque[float] = deque(maxlen=100)
         self.stage_ms: dict[str, deque[float]] = {}
         self.last: KeyframeOutput | None = None

@@ -204,6 +204,24 @@ class DetectionFrontend:
             self._radar_cache.popitem(last=False)
         return sweep
 
+    def warmup(self) -> float:
+        """One inference on a blank frame of the default rig, so the first real keyframe does not pay
+        for lazy initialisation (allocator, thread pools, kernels); returns its seconds."""
+        from imkd_ros.rig.rig import Rig
+        from imkd_ros.types import Frame
+
+        rig = Rig.default()
+        r = self.decode_reduce
+        images = [np.zeros(((c.height + r - 1) // r, (c.width + r - 1) // r, 3), np.uint8) for c in rig.cameras]
+        k = rig.intrinsics_array().astype(np.float32)
+        k[:, :2, :] /= r
+        frame = Frame(timestamp_us=0, images=images, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
+                      camera_valid=np.ones(len(images), bool), radar=np.zeros((0, 8), np.float32),
+                      meta={"calib_key": "warmup"})
+        t0 = time.perf_counter()
+        self.detector.detect(frame)
+        return time.perf_counter() - t0
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
