@@ -3,7 +3,8 @@
 Stages: backbone (ResNet + neck), depth (radar prior + depth net), pooling (imkd::bev_pool),
 radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Prints figures; not a test.
 
-    .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10] [--bf16]
+    .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10]
+        [--bf16] [--raw 900 1600]
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from imkd_ros.model.imkd import STAGES
 from imkd_ros.model.synthetic import random_frame
 
 
-def bench(name: str, iters: int, bf16: bool = False) -> None:
+def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (900, 1600)) -> None:
     cfg = load_config(name)
-    frame = random_frame(0, raw_hw=(450, 800), num_boxes=8)
+    frame = random_frame(0, raw_hw=raw_hw, num_boxes=8)
     pre = Preprocessor(cfg)
+    pre([frame], targets=False)
     t0 = time.perf_counter()
-    batch = pre([frame], targets=False)
-    t_pre = time.perf_counter() - t0
+    for _ in range(3):
+        batch = pre([frame], targets=False)
+    t_pre = (time.perf_counter() - t0) / 3
     model = Student(cfg).eval()
     params = sum(p.numel() for p in model.parameters()) / 1e6
     amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
@@ -51,7 +54,7 @@ def bench(name: str, iters: int, bf16: bool = False) -> None:
     print(f"\n== {name}: image {cfg.image.height}x{cfg.image.width} x{cfg.num_cameras}, "
           f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}"
           f"{', bf16 autocast' if bf16 else ''}")
-    print(f"   preprocess (1 frame, raw 450x800): {t_pre * 1e3:.1f} ms; geometry (once per calib): "
+    print(f"   preprocess (1 frame, raw {raw_hw[0]}x{raw_hw[1]}): {t_pre * 1e3:.1f} ms; geometry (once per calib): "
           f"{t_geo * 1e3:.1f} ms, {geo.num_points} points")
     for s in STAGES:
         print(f"   {s:9s} {med(per_stage[s]) * 1e3:8.1f} ms")
@@ -65,10 +68,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--bf16", action="store_true", help="CPU bf16 autocast")
+    ap.add_argument("--raw", type=int, nargs=2, default=[900, 1600], help="raw camera image H W")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for name in args.configs:
-        bench(name, args.iters if name != "paper" else max(2, args.iters // 3), args.bf16)
+        bench(name, args.iters if name != "paper" else max(2, args.iters // 3), args.bf16,
+              (args.raw[0], args.raw[1]))
 
 
 if __name__ == "__main__":
