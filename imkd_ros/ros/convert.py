@@ -671,7 +671,15 @@ def _make_points(xyz: np.ndarray) -> list[Any]:
     """(N, 3) -> [geometry_msgs/Point]."""
     from geometry_msgs.msg import Point
 
-    return [_msg(Point, x=x, y=y, z=z) for x, y, z in np.asarray(xyz, np.float64).reshape(-1, 3).tolist()]
+    vals = np.asarray(xyz, np.float64).reshape(-1, 3).tolist()
+    if not _FAST_MSGS or _flat_fields(Point) != ("x", "y", "z"):
+        return [Point(x=x, y=y, z=z) for x, y, z in vals]
+    new, out = Point.__new__, []
+    for x, y, z in vals:  # the hottest loop: _msg inlined
+        p = new(Point)
+        p._check_fields, p._x, p._y, p._z = False, x, y, z
+        out.append(p)
+    return out
 
 
 # ---------------------------------------------------------------------------- detections
@@ -717,7 +725,8 @@ def boxes_to_detection3d_array(boxes: Boxes, frame_id: str, stamp_ns: int) -> An
         pose = _pose(boxes.center[i], float(boxes.yaw[i]), t_pose)
         w, l, h = (float(v) for v in boxes.size[i])
         hyp = _clone(t_hyp)
-        hyp.hypothesis = _msg(ObjectHypothesis, class_id=_class_name(int(boxes.labels[i])), score=float(boxes.scores[i]))
+        name = _class_name(int(boxes.labels[i]))
+        hyp.hypothesis = _msg(ObjectHypothesis, class_id=name, score=float(boxes.scores[i]))
         hyp.pose = _clone(t_pwc)  # covariance: the template's zeros, shared read-only
         hyp.pose.pose = pose
         bbox = _clone(t_box)
@@ -845,6 +854,7 @@ def boxes_to_marker_array(
     A DELETEALL comes first so boxes from the previous keyframe vanish; then one LINE_LIST with all
     box edges (per-vertex class colours), a TEXT_VIEW_FACING "class score" per box, and an ARROW per
     box moving faster than ``min_speed`` m/s (from the box centre, 1 s of motion long).
+    Markers share read-only sub-messages (header, scale, colours): copy one before mutating it.
     """
     from builtin_interfaces.msg import Duration
     from geometry_msgs.msg import Point, Vector3

@@ -665,6 +665,30 @@ def test_marker_fast_points_match_constructor():
     assert all(isinstance(p.x, float) for p in pts)
 
 
+def test_fast_message_paths_are_active_here():
+    from geometry_msgs.msg import Point, Quaternion, Vector3
+    from std_msgs.msg import ColorRGBA
+    from vision_msgs.msg import ObjectHypothesis
+
+    for cls in (Point, Quaternion, Vector3, ColorRGBA, ObjectHypothesis):
+        assert cv._flat_fields(cls) is not None, cls
+    from visualization_msgs.msg import Marker
+
+    assert cv._flat_fields(Marker) is None  # nested: cloned from templates instead
+
+
+@pytest.mark.parametrize("builder", ["boxes_to_detection3d_array", "boxes_to_object3d_array", "boxes_to_marker_array"])
+def test_fast_builders_equal_plain_constructors(builder, monkeypatch):
+    """The slot-filling / template-cloning fast path builds exactly what plain constructors build."""
+    fn = getattr(cv, builder)
+    b = _boxes()
+    fast = fn(b, "base_link", 77)
+    monkeypatch.setattr(cv, "_FAST_MSGS", False)
+    slow = fn(b, "base_link", 77)
+    assert fast == slow
+    assert _roundtrip(fast) == _roundtrip(slow)  # (float32 fields round on the wire)
+
+
 def test_marker_array_empty_still_clears():
     from visualization_msgs.msg import Marker
 
