@@ -19,7 +19,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "imkd_ros.export.commands",  # imkd export
     "imkd_ros.replay.commands",  # imkd replay | play
     "imkd_ros.runtime.commands",  # imkd doctor
-    "imkd_ros.bench.commands",  # imkd bench
 )
 
 
