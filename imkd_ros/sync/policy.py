@@ -1,31 +1,34 @@
 """Time-sync policy: group six staggered camera images into keyframes and attach radar sweeps.
 
 Pure Python (no ROS) so the node, the offline replay and the tests run the same logic. Every
-decision is driven by message stamps and an explicit ``now`` on the same clock (ROS time, or sim
-time when replaying a bag), never by the wall clock, so results are reproducible.
+decision is driven by message stamps and an explicit ``now`` (ROS time, or sim time when replaying
+a bag), never by the wall clock, so results are reproducible.
 
 How a keyframe forms:
 
 1. ``push_camera`` puts an image into the pending *camera set* whose stamps it fits (all stamps of
-   a set lie within ``max_spread_ns``; one image per camera), or opens a new set.
+   a set lie within ``max_spread_ns``; one image per camera), or opens a new set. A camera faster
+   than the cycle keeps, per set, the frame nearest the other views (extra frames are counted).
 2. ``poll(now)`` finalises pending sets oldest first: a set is final when it is complete, when every
    missing camera has already delivered a *newer* image that cannot fit the set (clock-free, data
-   driven), or when ``camera_timeout_ns`` of ``now`` has passed since the set opened. Missing
-   views are reported and
-   their payload is ``None`` (the model masks them). Sets with fewer than ``min_cameras`` are dropped.
+   driven), or when ``camera_timeout_ns`` of ``now`` has passed since the set opened. Missing views
+   are reported and their payload is ``None`` (the model masks them). Sets with fewer than
+   ``min_cameras`` views are dropped.
 3. The rate limiter keeps every ``emit_every_n``-th final set and at most one per ``min_interval_ns``
    (less a jitter tolerance), e.g. 2 Hz keyframes out of 12 Hz camera cycles.
-4. A kept set waits (at most ``radar_wait_ns`` of ``now``) until every expected live radar has a
-   sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per radar in
-   ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
+4. A kept set waits (at most ``radar_wait_ns`` of ``now``; 0 = no wait) until every expected, live
+   radar has a sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per
+   radar in ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
 
-Timeouts are measured on ``now`` from the moment the set opened (the ``now`` of the last poll;
-the first stamp before any poll), not against the stamps, so a node on wall-clock time replaying a
-bag with old stamps (no use_sim_time) still waits properly instead of emitting partial sets.
+Timeouts are measured on ``now`` from the moment a set opened (the ``now`` of the last poll; its
+first stamp before any poll), not against the stamps, so a node on wall-clock time replaying a bag
+with old stamps (no use_sim_time) still waits properly instead of emitting partial sets.
 
 Robustness: per-sensor duplicate / out-of-order / late stamps are dropped and counted; a stamp (or
 ``now``) more than ``backward_jump_ns`` behind the sensor's last one (a bag loop) resets all
 buffers; every buffer is bounded and its drops are counted. Keyframes come out in stamp order.
+Known limit: a single stamp glitching *forward* by less than ``backward_jump_ns`` makes that
+camera's next frames "out of order" (and younger frames "late") until time catches up.
 """
 
 from __future__ import annotations
