@@ -129,28 +129,32 @@ class CameraSim:
             nrng = np.random.default_rng(np.random.SeedSequence([tb.w, tb.h, 17]))
             tb.noise = nrng.normal(0, 1, (h + 32, w + 32, 3)).astype(np.float32)
         img = tb.sky[cond].copy()
-        depth = np.full(h * w, np.inf, np.float32)
+        need_depth = keep_buffers or cond in ("fog", "rain")
         gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
-        rgb, _ = self.sim.ground_lookup(gxy)
-        gcol = rgb.astype(np.float32)
+        gcol = self.sim.ground_rgb(gxy).astype(np.float32)
         if cond == "rain":
             gcol *= 0.72  # wet asphalt is darker
         if night:
             gcol *= self._night_ground_light(tb, snap)[:, None]
         img[tb.ground_idx] = gcol
-        depth[tb.ground_idx] = tb.ground_depth
         img = img.reshape(h, w, 3)
-        depth = depth.reshape(h, w)
+        depth = None
+        if need_depth:
+            depth = np.full(h * w, np.inf, np.float32)
+            depth[tb.ground_idx] = tb.ground_depth
+            depth = depth.reshape(h, w)
 
         # --- objects ------------------------------------------------------------------------
         face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact)
-        owner = np.full((h, w), -1, np.int32)
+        owner = np.full((h, w), -1, np.int32) if keep_buffers else None
         hit = face_buf >= 0
         if faces is not None and hit.any():
             fidx = face_buf[hit]
             img[hit] = faces["color"][fidx]
-            depth[hit] = 1.0 / invz[hit]
-            owner[hit] = faces["owner_code"][fidx]
+            if depth is not None:
+                depth[hit] = 1.0 / invz[hit]
+            if owner is not None:
+                owner[hit] = faces["owner_code"][fidx]
 
         # --- conditions ------------------------------------------------------------------------
         img = self._weather(img, depth, tb, rng, faces, face_buf)
@@ -158,10 +162,11 @@ class CameraSim:
         oy, ox = (int(v) for v in rng.integers(0, 32, 2))
         sigma = {"day": 3.0, "night": 6.0, "rain": 4.0, "fog": 3.0}[cond]
         img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
-        img8 = np.clip(img, 0, 255).astype(np.uint8)
+        np.clip(img, 0, 255, out=img)
+        img8 = img.astype(np.uint8)
         if (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
-        return RenderResult(img8, owner if keep_buffers else None, depth if keep_buffers else None, scale)
+        return RenderResult(img8, owner, depth if keep_buffers else None, scale)
 
     def _night_ground_light(self, tb: _CamTables, snap: Snapshot) -> np.ndarray:
         """Ego headlights and street lamps on the ground, as a per-ground-pixel gain."""
@@ -181,16 +186,24 @@ class CameraSim:
         if len(corners) == 0:
             return face_buf, invz, None
         cam_pos = cam_to_world.translation
-        # Cull parts entirely behind the camera or far away.
-        cc = world_to_cam.apply(corners.reshape(-1, 3)).reshape(-1, 8, 3)
-        zmax = cc[..., 2].max(1)
-        zmin = cc[..., 2].min(1)
-        xr = np.abs(cc[..., 0]).min(1)
-        keep = (zmax > NEAR) & (zmin < 150.0)
-        # Horizontal frustum test on the part's corner extent (conservative).
+        # Cheap sphere cull on part centres (view cone + range), then exact corner tests.
         hx = np.maximum(w - tb.k[0, 2], tb.k[0, 2]) / tb.k[0, 0]
-        keep &= ~((cc[..., 0] > hx * np.maximum(cc[..., 2], 0) + 0.5).all(1)) | (xr < 1.0)
-        keep &= ~((cc[..., 0] < -hx * np.maximum(cc[..., 2], 0) - 0.5).all(1))
+        hy = np.maximum(h - tb.k[1, 2], tb.k[1, 2]) / tb.k[1, 1]
+        rad = np.sqrt((snap.part_half ** 2).sum(1))
+        pcen = world_to_cam.apply(snap.part_center)
+        zc = pcen[:, 2]
+        pre = (zc > -rad) & (zc < 150.0 + rad)
+        pre &= np.abs(pcen[:, 0]) < hx * np.maximum(zc, 0) + rad * np.sqrt(1 + hx * hx)
+        pre &= np.abs(pcen[:, 1]) < hy * np.maximum(zc, 0) + rad * np.sqrt(1 + hy * hy)
+        sel = np.flatnonzero(pre)
+        if len(sel) == 0:
+            return face_buf, invz, None
+        cc_sel = world_to_cam.apply(corners[sel].reshape(-1, 3)).reshape(-1, 8, 3)
+        zmax = cc_sel[..., 2].max(1)
+        keep = np.zeros(len(corners), bool)
+        keep[sel] = zmax > NEAR
+        cc = np.zeros((len(corners), 8, 3))
+        cc[sel] = cc_sel
         pidx = np.flatnonzero(keep)
         if len(pidx) == 0:
             return face_buf, invz, None
@@ -265,9 +278,9 @@ class CameraSim:
                 zb[win] = iz[win]
                 face_buf[y0:y1, x0:x1][win] = f
         if not exact:
-            hit = face_buf >= 0
-            fb = face_buf[hit]
-            invz[hit] = a_c[fb] * tb.us[np.nonzero(hit)[1]] + b_c[fb] * tb.vs[np.nonzero(hit)[0]] + c_c[fb]
+            vv, uu = np.nonzero(face_buf >= 0)
+            fb = face_buf[vv, uu]
+            invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
         faces = {"color": col, "owner_code": owner_code}
         return face_buf, invz, faces
 

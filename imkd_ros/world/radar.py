@@ -39,6 +39,10 @@ class RadarSim:
         self.prop_s = np.array([p.size for p in sc.props]).reshape(-1, 3)
         self.prop_yaw = np.array([p.yaw for p in sc.props])
         self.prop_kind = [p.kind for p in sc.props]
+        self.vehicle = np.array([a.cls in ("car", "truck", "bus", "trailer", "construction_vehicle")
+                                 for a in sc.agents], bool)
+        self.lengths = sc.sizes[:, 1] if len(sc.agents) else np.zeros(0)
+        self.stopped = np.array([k == "stopped" for k in self.kinds], bool)
 
     def sweep(self, snap: Snapshot, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Returns (N, 18) float64 in RADAR_PCD_FIELDS order (sensor frame) and owner (N,) (-1 none)."""
@@ -63,8 +67,14 @@ class RadarSim:
         a_hi = ang_c + dang.max(1) if len(ang) else np.zeros(0)
         rmin = _min_range_to_polygon(rel) if len(rel) else np.zeros(0)
 
-        rows: list[np.ndarray] = []
-        owners: list[np.ndarray] = []
+        # Pending clusters: position (world xy), object velocity, RCS, flags; turned into rows at once.
+        P: list[np.ndarray] = []
+        V: list[np.ndarray] = []
+        RCS: list[np.ndarray] = []
+        STOP: list[np.ndarray] = []
+        EXTRA: list[np.ndarray] = []
+        OWN: list[np.ndarray] = []
+        GHOST: list[np.ndarray] = []
         n_agents = len(fa)
         # Candidates: footprints within range whose azimuth span meets the field of view.
         near_fov = np.deg2rad(spec.near_half_fov_deg)
@@ -74,134 +84,156 @@ class RadarSim:
         gap = np.maximum(np.abs(mid) - half, 0.0)
         cand = ((rmin >= 0.5) & (((rmin < spec.near_range) & (gap < near_fov)) | (
             (rmin < spec.far_range) & (gap < far_fov))))
-        for k in np.flatnonzero(cand[:n_agents]):
-            # Candidate points on the visible outline.
-            pts = _outline_points(fa[k], o, rng, 6)
-            if len(pts) == 0:
-                continue
+        # Objects: up to 6 candidate points on each visible outline, batched over all objects.
+        ag = np.flatnonzero(cand[:n_agents])
+        if len(ag):
+            pts, pid = _outline_points(fa[ag], o, rng, np.full(len(ag), 6))
+            k_of = ag[pid]
             d = pts - o
             rng_p = np.hypot(d[:, 0], d[:, 1])
             az = _wrap(np.arctan2(d[:, 1], d[:, 0]) - yaw_s)
-            in_fov = ((rng_p < spec.near_range) & (np.abs(az) < np.deg2rad(spec.near_half_fov_deg))) | (
-                (rng_p < spec.far_range) & (np.abs(az) < np.deg2rad(spec.far_half_fov_deg)))
-            occ = _occluded(az, rng_p, a_lo, a_hi, rmin, tall, exclude=k)
-            vis = in_fov & ~occ
-            if not vis.any():
-                continue
-            aspect = np.arctan2(d[vis, 1].mean(), d[vis, 0].mean()) - snap.yaws[k]
-            rcs = self.rcs_base[k] + (5.0 * abs(np.sin(aspect)) if self.sim.scene.agents[k].cls in (
-                "car", "truck", "bus", "trailer", "construction_vehicle") else 0.0)
-            r_m = float(rng_p[vis].mean())
-            snr = rcs - 40.0 * np.log10(max(r_m, 1.0)) + 62.0
-            p_det = 1.0 / (1.0 + np.exp(-snr / 3.0)) * (0.35 + 0.65 * vis.mean()) * 0.95
-            if rng.random() > p_det:
-                continue
-            size_l = self.sim.scene.sizes[k, 1]
-            n_pts = 1 + rng.poisson(max(0.0, 0.25 * size_l * (1.0 - r_m / 80.0)))
-            vis_idx = np.flatnonzero(vis)
-            pick = rng.choice(vis_idx, size=min(n_pts, len(vis_idx)), replace=False)
-            v_obj = snap.velocities[k]
-            for j in pick:
-                row = self._cluster(pts[j], o, yaw_s, v_obj, v_s, rcs + rng.normal(0, 2.0), rng,
-                                    stopped=self.kinds[k] == "stopped")
-                rows.append(row)
-                owners.append(k)
-                # Multipath ghost of moving targets: same Doppler, longer range.
-                if np.hypot(*v_obj) > 1.0 and rng.random() < 0.06:
-                    g = self._cluster(pts[j], o, yaw_s, v_obj, v_s, rcs - 8 + rng.normal(0, 2), rng,
-                                      extra_range=float(rng.uniform(3, 10)))
-                    g[F["pdh0"]] = int(rng.integers(3, 6))
-                    rows.append(g)
-                    owners.append(-1)
+            vis = ((rng_p < spec.near_range) & (np.abs(az) < near_fov)) | (
+                (rng_p < spec.far_range) & (np.abs(az) < far_fov))
+            vis &= ~_occluded(az, rng_p, a_lo, a_hi, rmin, tall, exclude=k_of)
+            na_ = len(ag)
+            nvis = np.bincount(pid, weights=vis, minlength=na_)
+            ntot = np.bincount(pid, minlength=na_)
+            seen = nvis > 0
+            safe = np.maximum(nvis, 1)
+            mdx = np.bincount(pid, weights=d[:, 0] * vis, minlength=na_) / safe
+            mdy = np.bincount(pid, weights=d[:, 1] * vis, minlength=na_) / safe
+            r_m = np.bincount(pid, weights=rng_p * vis, minlength=na_) / safe
+            aspect = np.arctan2(mdy, mdx) - snap.yaws[ag]
+            rcs = self.rcs_base[ag] + np.where(self.vehicle[ag], 5.0 * np.abs(np.sin(aspect)), 0.0)
+            snr = rcs - 40.0 * np.log10(np.maximum(r_m, 1.0)) + 62.0
+            p_det = 1.0 / (1.0 + np.exp(-snr / 3.0)) * (0.35 + 0.65 * nvis / np.maximum(ntot, 1)) * 0.95
+            det = seen & (rng.random(na_) < p_det)
+            n_pts = 1 + rng.poisson(np.maximum(0.0, 0.25 * self.lengths[ag] * (1.0 - r_m / 80.0)))
+            # Keep n_pts random visible points per detected object (rank by a random key).
+            key = rng.random(len(pts)) + np.where(vis & det[pid], 0.0, 10.0)
+            order = np.lexsort((key, pid))
+            rank = np.empty(len(pts), np.int64)
+            starts = np.concatenate([[0], np.cumsum(ntot)[:-1]])
+            rank[order] = np.arange(len(pts)) - starts[pid[order]]
+            take = (key < 10.0) & (rank < n_pts[pid])
+            n = int(take.sum())
+            if n:
+                kk = k_of[take]
+                v_obj = snap.velocities[kk]
+                P.append(pts[take])
+                V.append(v_obj)
+                RCS.append(rcs[pid[take]] + rng.normal(0, 2.0, n))
+                STOP.append(self.stopped[kk])
+                EXTRA.append(np.zeros(n))
+                OWN.append(kk)
+                GHOST.append(np.zeros(n, bool))
+                # Multipath ghosts of moving targets: same Doppler, longer range, low RCS.
+                g = (np.hypot(v_obj[:, 0], v_obj[:, 1]) > 1.0) & (rng.random(n) < 0.06)
+                ng = int(g.sum())
+                if ng:
+                    P.append(pts[take][g])
+                    V.append(v_obj[g])
+                    RCS.append(rcs[pid[take]][g] - 8 + rng.normal(0, 2.0, ng))
+                    STOP.append(np.zeros(ng, bool))
+                    EXTRA.append(rng.uniform(3, 10, ng))
+                    OWN.append(np.full(ng, -1))
+                    GHOST.append(np.ones(ng, bool))
 
         # Static structures: poles, trees, building facades.
-        for m in np.flatnonzero(cand[n_agents:] & (rmin[n_agents:] < spec.near_range)) + n_agents:
-            j = m - n_agents
-            kind = self.prop_kind[j]
-            n = rng.poisson(1.2 if kind in ("pole", "tree") else 3.0)
-            if n == 0:
-                continue
-            pts = _outline_points(fp[j], o, rng, n)
-            if len(pts) == 0:
-                continue
+        pr = np.flatnonzero(cand[n_agents:] & (rmin[n_agents:] < spec.near_range))
+        if len(pr):
+            lam = np.array([1.2 if self.prop_kind[j] in ("pole", "tree") else 3.0 for j in pr])
+            pts, pid = _outline_points(fp[pr], o, rng, rng.poisson(lam))
             d = pts - o
             rng_p = np.hypot(d[:, 0], d[:, 1])
             az = _wrap(np.arctan2(d[:, 1], d[:, 0]) - yaw_s)
-            ok = (rng_p < spec.near_range) & (np.abs(az) < np.deg2rad(spec.near_half_fov_deg))
-            ok &= ~_occluded(az, rng_p, a_lo, a_hi, rmin, tall, exclude=m)
-            for p in pts[ok]:
-                r = float(np.hypot(*(p - o)))
-                if rng.random() > 1.0 / (1.0 + np.exp(-(10.0 - 40 * np.log10(max(r, 1)) + 62) / 3)):
-                    continue
-                rows.append(self._cluster(p, o, yaw_s, np.zeros(2), v_s, float(rng.uniform(0, 15)), rng))
-                owners.append(-1)
+            ok = (rng_p < spec.near_range) & (np.abs(az) < near_fov)
+            ok &= ~_occluded(az, rng_p, a_lo, a_hi, rmin, tall, exclude=pr[pid] + n_agents)
+            p_det = 1.0 / (1.0 + np.exp(-(10.0 - 40 * np.log10(np.maximum(rng_p, 1)) + 62) / 3))
+            ok &= rng.random(len(pts)) < p_det
+            n = int(ok.sum())
+            if n:
+                P.append(pts[ok])
+                V.append(np.zeros((n, 2)))
+                RCS.append(rng.uniform(0, 15, n))
+                STOP.append(np.zeros(n, bool))
+                EXTRA.append(np.zeros(n))
+                OWN.append(np.full(n, -1))
+                GHOST.append(np.zeros(n, bool))
 
-        # Clutter: weak stationary returns anywhere in the near beam; some invalid / ambiguous.
-        n_near = int(rng.poisson(8.0))
-        for c_i in range(n_near + int(rng.poisson(3.0))):
-            far = c_i >= n_near
-            r_lo, r_hi = (spec.near_range, min(spec.far_range, 150.0)) if far else (3.0, spec.near_range)
-            r = float(rng.uniform(r_lo, r_hi))
-            half_fov = spec.far_half_fov_deg if far else spec.near_half_fov_deg
-            a = float(rng.uniform(-1, 1) * np.deg2rad(half_fov))
-            p = o + r * np.array([np.cos(a + yaw_s), np.sin(a + yaw_s)])
-            row = self._cluster(p, o, yaw_s, np.zeros(2), v_s, float(rng.uniform(-12, 3)), rng)
-            row[F["dyn_prop"]] = int(rng.choice([1, 3, 4]))
-            row[F["pdh0"]] = int(rng.integers(2, 8))
-            u = rng.random()
-            if u < 0.25:
-                row[F["invalid_state"]] = int(rng.choice([1, 2, 4, 8, 9, 13, 16]))
-            elif u < 0.4:
-                row[F["ambig_state"]] = int(rng.choice([1, 2, 4]))
-            rows.append(row)
-            owners.append(-1)
+        # Clutter: weak stationary returns in the near and far beams; some invalid / ambiguous.
+        n_near, n_far = int(rng.poisson(8.0)), int(rng.poisson(3.0))
+        nc = n_near + n_far
+        far = np.arange(nc) >= n_near
+        r = np.where(far, rng.uniform(spec.near_range, min(spec.far_range, 150.0), nc),
+                     rng.uniform(3.0, spec.near_range, nc))
+        a = rng.uniform(-1, 1, nc) * np.where(far, far_fov, near_fov) + yaw_s
+        P.append(o + r[:, None] * np.column_stack([np.cos(a), np.sin(a)]))
+        V.append(np.zeros((nc, 2)))
+        RCS.append(rng.uniform(-12, 3, nc))
+        STOP.append(np.zeros(nc, bool))
+        EXTRA.append(np.zeros(nc))
+        OWN.append(np.full(nc, -1))
+        GHOST.append(np.zeros(nc, bool))
 
-        if not rows:
+        out = self._clusters(np.concatenate(P), np.concatenate(V), np.concatenate(RCS), np.concatenate(STOP),
+                             np.concatenate(EXTRA), o, yaw_s, v_s, rng)
+        own = np.concatenate(OWN).astype(np.int64)
+        ghost = np.concatenate(GHOST)
+        out[ghost, F["pdh0"]] = rng.integers(3, 6, int(ghost.sum()))
+        clut = slice(len(out) - nc, len(out))
+        out[clut, F["dyn_prop"]] = rng.choice([1, 3, 4], nc)
+        out[clut, F["pdh0"]] = rng.integers(2, 8, nc)
+        u = rng.random(nc)
+        inval = np.where(u < 0.25, rng.choice([1, 2, 4, 8, 9, 13, 16], nc), 0)
+        ambig = np.where((u >= 0.25) & (u < 0.4), rng.choice([1, 2, 4], nc), 3)
+        out[clut, F["invalid_state"]] = inval
+        out[clut, F["ambig_state"]] = ambig
+        if len(out) == 0:
             return np.zeros((0, len(RADAR_PCD_FIELDS))), np.zeros(0, np.int64)
-        out = np.stack(rows)
-        own = np.asarray(owners, np.int64)
         # The sensor reports at most MAX_POINTS clusters, nearest first.
         order = np.argsort(np.hypot(out[:, 0], out[:, 1]), kind="stable")[:MAX_POINTS]
         out, own = out[order], own[order]
         out[:, F["id"]] = np.arange(len(out))
         return out, own
 
-    def _cluster(self, p: np.ndarray, o: np.ndarray, yaw_s: float, v_obj: np.ndarray, v_s: np.ndarray,
-                 rcs: float, rng: np.random.Generator, stopped: bool = False, extra_range: float = 0.0) -> np.ndarray:
+    def _clusters(self, p: np.ndarray, v_obj: np.ndarray, rcs: np.ndarray, stopped: np.ndarray,
+                  extra_range: np.ndarray, o: np.ndarray, yaw_s: float, v_s: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+        """(K,) clusters at world points ``p`` -> (K, 18) rows with noise, Doppler and states."""
         spec = self.spec
+        k = len(p)
         d = p - o
-        r = float(np.hypot(*d))
-        u_w = d / max(r, 1e-6)
-        az = float(_wrap(np.arctan2(d[1], d[0]) - yaw_s))
-        r_meas = r + extra_range + rng.normal(0, spec.range_sigma * (1 + r / 100.0))
-        az_meas = az + np.deg2rad(rng.normal(0, spec.azimuth_sigma_deg))
-        u_s = np.array([np.cos(az_meas), np.sin(az_meas)])
-        v_r_comp = float(v_obj @ u_w) + rng.normal(0, spec.velocity_sigma)
-        v_r = v_r_comp - float(v_s @ u_w)
-        row = np.zeros(len(RADAR_PCD_FIELDS))
-        row[F["x"]], row[F["y"]], row[F["z"]] = r_meas * u_s[0], r_meas * u_s[1], 0.0
-        speed = float(np.hypot(*v_obj))
-        if speed < 0.3:
-            dyn = 7 if stopped else (1 if rng.random() < 0.85 else 3)
-        elif abs(v_r_comp) < 0.35 * speed:
-            dyn = 6
-        elif v_r_comp < 0:
-            dyn = 2
-        else:
-            dyn = 0
-        row[F["dyn_prop"]] = dyn
-        row[F["rcs"]] = round(rcs * 2) / 2  # 0.5 dBsm resolution like the ARS408
-        row[F["vx"]], row[F["vy"]] = v_r * u_s
-        row[F["vx_comp"]], row[F["vy_comp"]] = v_r_comp * u_s
-        row[F["is_quality_valid"]] = 1
-        row[F["ambig_state"]] = 3
-        row[F["x_rms"]] = min(int(3 + r / 12), 31)
-        row[F["y_rms"]] = min(int(3 + r / 6), 31)
-        row[F["invalid_state"]] = 0
-        row[F["pdh0"]] = 1
-        row[F["vx_rms"]] = 3
-        row[F["vy_rms"]] = 3
-        return row
+        r = np.hypot(d[:, 0], d[:, 1])
+        u_w = d / np.maximum(r, 1e-6)[:, None]
+        az = _wrap(np.arctan2(d[:, 1], d[:, 0]) - yaw_s)
+        noise = rng.normal(0, 1, (3, k))
+        r_meas = r + extra_range + noise[0] * spec.range_sigma * (1 + r / 100.0)
+        az_meas = az + np.deg2rad(spec.azimuth_sigma_deg) * noise[1]
+        u_s = np.column_stack([np.cos(az_meas), np.sin(az_meas)])
+        v_r_comp = (v_obj * u_w).sum(1) + noise[2] * spec.velocity_sigma
+        v_r = v_r_comp - u_w @ v_s
+        rows = np.zeros((k, len(RADAR_PCD_FIELDS)))
+        rows[:, F["x"]] = r_meas * u_s[:, 0]
+        rows[:, F["y"]] = r_meas * u_s[:, 1]
+        speed = np.hypot(v_obj[:, 0], v_obj[:, 1])
+        dyn = np.where(v_r_comp < 0, 2, 0)
+        dyn = np.where(np.abs(v_r_comp) < 0.35 * speed, 6, dyn)
+        static = np.where(stopped, 7, np.where(rng.random(k) < 0.85, 1, 3))
+        rows[:, F["dyn_prop"]] = np.where(speed < 0.3, static, dyn)
+        rows[:, F["rcs"]] = np.round(rcs * 2) / 2  # 0.5 dBsm resolution like the ARS408
+        rows[:, F["vx"]] = v_r * u_s[:, 0]
+        rows[:, F["vy"]] = v_r * u_s[:, 1]
+        rows[:, F["vx_comp"]] = v_r_comp * u_s[:, 0]
+        rows[:, F["vy_comp"]] = v_r_comp * u_s[:, 1]
+        rows[:, F["is_quality_valid"]] = 1
+        rows[:, F["ambig_state"]] = 3
+        rows[:, F["x_rms"]] = np.minimum((3 + r / 12).astype(int), 31)
+        rows[:, F["y_rms"]] = np.minimum((3 + r / 6).astype(int), 31)
+        rows[:, F["pdh0"]] = 1
+        rows[:, F["vx_rms"]] = 3
+        rows[:, F["vy_rms"]] = 3
+        return rows
 
 
 def _wrap(a):
@@ -233,28 +265,37 @@ def _min_range_to_polygon(rel: np.ndarray) -> np.ndarray:
     return np.where(inside, 0.0, d)
 
 
-def _outline_points(poly: np.ndarray, o: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` random points on the edges of a footprint that face the sensor at ``o``."""
-    a = poly
-    b = np.roll(poly, -1, axis=0)
+def _outline_points(polys: np.ndarray, o: np.ndarray, rng: np.random.Generator,
+                    n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``n[m]`` random points on the edges of footprint ``m`` that face the sensor at ``o``.
+
+    Returns the points (K, 2) and the footprint index of each; footprints seen edge-on give none.
+    """
+    a = polys
+    b = np.roll(polys, -1, axis=1)
     mid = (a + b) / 2
     e = b - a
-    centroid = poly.mean(0)
-    normal = np.stack([e[:, 1], -e[:, 0]], axis=1)
-    normal *= np.sign(((mid - centroid) * normal).sum(1, keepdims=True) + 1e-12)
+    centroid = polys.mean(1, keepdims=True)
+    normal = np.stack([e[..., 1], -e[..., 0]], axis=-1)
+    normal *= np.sign(((mid - centroid) * normal).sum(-1, keepdims=True) + 1e-12)
     to_s = o - mid
-    facing = (normal * to_s).sum(1) / (np.linalg.norm(normal, axis=1) * np.linalg.norm(to_s, axis=1) + 1e-9)
-    w = np.clip(facing, 0, None) * np.linalg.norm(e, axis=1)
-    if w.sum() <= 0:
-        return np.zeros((0, 2))
-    edge = rng.choice(4, size=n, p=w / w.sum())
-    t = rng.uniform(0.05, 0.95, n)
-    return a[edge] + t[:, None] * e[edge]
+    facing = (normal * to_s).sum(-1) / (np.linalg.norm(normal, axis=-1) * np.linalg.norm(to_s, axis=-1) + 1e-9)
+    w = np.clip(facing, 0, None) * np.linalg.norm(e, axis=-1)  # (M, 4)
+    tot = w.sum(1)
+    n = np.where(tot > 0, n, 0)
+    pid = np.repeat(np.arange(len(polys)), n)
+    if len(pid) == 0:
+        return np.zeros((0, 2)), pid
+    cdf = np.cumsum(w, axis=1) / np.maximum(tot, 1e-12)[:, None]
+    u = rng.random(len(pid))
+    edge = np.minimum((u[:, None] > cdf[pid]).sum(1), 3)
+    t = rng.uniform(0.05, 0.95, len(pid))
+    return a[pid, edge] + t[:, None] * e[pid, edge], pid
 
 
 def _occluded(az: np.ndarray, rng_p: np.ndarray, a_lo: np.ndarray, a_hi: np.ndarray, rmin: np.ndarray,
-              tall: np.ndarray, exclude: int) -> np.ndarray:
-    """(K,) bool: point at (azimuth, range) hidden behind another (tall) footprint."""
+              tall: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """(K,) bool: point at (azimuth, range) hidden behind another (tall) footprint than its own."""
     if len(a_lo) == 0:
         return np.zeros(len(az), bool)
     mid = (a_lo + a_hi) / 2
@@ -262,5 +303,5 @@ def _occluded(az: np.ndarray, rng_p: np.ndarray, a_lo: np.ndarray, a_hi: np.ndar
     inside = np.abs(_wrap(az[:, None] - mid[None, :])) < half[None, :] * 0.9
     nearer = rmin[None, :] < rng_p[:, None] - 1.0
     m = inside & nearer & tall[None, :]
-    m[:, exclude] = False
+    m[np.arange(len(az)), exclude] = False
     return m.any(1)

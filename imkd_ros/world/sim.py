@@ -218,6 +218,14 @@ class SceneSim:
         tile = ((xx // 8) + (yy // 8)) % 2 == 0
         tex[yy[tile], xx[tile]] *= 0.93
         self.map_rgb = np.clip(tex, 0, 255).astype(np.uint8)
+        self._rgb_flat = self.map_rgb.reshape(-1, 3)
+
+    def ground_rgb(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) world xy -> (N, 3) uint8 ground colour (edge colour outside the map)."""
+        h, w = self.map_mat.shape
+        ix = np.clip(((xy[:, 0] - self.map_origin[0]) * (1 / MAP_RES)).astype(np.int32), 0, w - 1)
+        iy = np.clip(((xy[:, 1] - self.map_origin[1]) * (1 / MAP_RES)).astype(np.int32), 0, h - 1)
+        return self._rgb_flat[iy * w + ix]
 
     def ground_lookup(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2) world xy -> (N, 3) uint8 colour and (N,) material (outside the map: grass)."""
