@@ -52,6 +52,7 @@ class RenderOptions:
     draw_labels: bool = True
     max_lidar_points: int = 400_000
     title: str | None = None
+    png_compress_level: int = 3  # 3: ~0.08 s, ~10% larger than optimize=True (~0.9 s) on a 1980x558 render
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -373,5 +374,6 @@ def render_frame(frame: Frame, pred: Boxes | None, path: str | Path, options: Re
     """Write the six-camera + BEV render of ``frame`` (and optional predictions) to a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    render_frame_image(frame, pred, options).save(path, format="PNG", optimize=True)
+    opts = options or RenderOptions()
+    render_frame_image(frame, pred, opts).save(path, format="PNG", compress_level=opts.png_compress_level)
     return path
