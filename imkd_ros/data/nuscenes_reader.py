@@ -72,7 +72,9 @@ class ReaderConfig:
     radar_ambig_states: tuple[int, ...] | None = DEFAULT_AMBIG_STATES
     # Move each older radar point by velocity * time_lag to where it is at the keyframe.
     radar_motion_compensation: bool = False
-    radar_min_distance: float = 0.0  # the devkit's multisweep drops |x|,|y| < 1 m in the radar frame
+    radar_min_distance: float = 0.0
+    # Parse radar PCDs with the devkit's RadarPointCloud.from_file (identical result, ~5x slower).
+    radar_devkit_parser: bool = False  # the devkit's multisweep drops |x|,|y| < 1 m in the radar frame
     load_lidar: bool = True
     lidar_sweeps: int = 10
     lidar_min_distance: float = 1.0  # drop returns from the ego roof, as the devkit's multisweep
@@ -270,6 +272,16 @@ class NuScenesReader:
         return self.dataroot / sd["filename"]
 
     # ---- modalities
+    def _radar_points(self, path: Path) -> np.ndarray:
+        cfg = self.config
+        states = (cfg.radar_invalid_states, cfg.radar_dynprop_states, cfg.radar_ambig_states)
+        if not cfg.radar_devkit_parser:
+            return load_radar_points(path, *states)
+        from nuscenes.utils.data_classes import RadarPointCloud
+
+        everything = list(range(256))  # the devkit has no "keep all": None means its defaults
+        return RadarPointCloud.from_file(str(path), *[everything if s is None else list(s) for s in states]).points
+
     def load_radar(self, sample: dict, global_to_key: np.ndarray | None = None) -> np.ndarray:
         """(P, len(RADAR_FEATURES)) float32 in the keyframe ego frame, all radars, multi-sweep."""
         cfg = self.config
@@ -279,9 +291,7 @@ class NuScenesReader:
         chunks = []
         for radar in cfg.radar_names:
             for k, sd in enumerate(self._sweeps(sample, radar, cfg.radar_sweeps)):
-                pts = load_radar_points(
-                    self._path(sd), cfg.radar_invalid_states, cfg.radar_dynprop_states, cfg.radar_ambig_states
-                )
+                pts = self._radar_points(self._path(sd))
                 if cfg.radar_min_distance > 0:
                     r = cfg.radar_min_distance
                     pts = pts[:, ~((np.abs(pts[0]) < r) & (np.abs(pts[1]) < r))]

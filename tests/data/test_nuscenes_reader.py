@@ -255,3 +255,14 @@ def test_camera_ego_motion_option(reader: NuScenesReader) -> None:
     np.testing.assert_allclose(moved.cam_to_ego[3], chain, atol=1e-4)
     np.testing.assert_allclose(plain.cam_to_ego[3], reader.sensor_to_ego(sd), atol=1e-6)
     assert np.abs(moved.cam_to_ego[3][:3, 3] - plain.cam_to_ego[3][:3, 3]).max() > 0.01  # the ego moved 8 m/s
+
+
+def test_devkit_radar_parser_option(reader: NuScenesReader) -> None:
+    token = reader.sample_tokens()[1]
+    sample = reader.nusc.get("sample", token)
+    for states in ((0,), None):
+        kw = dict(radar_invalid_states=states, radar_dynprop_states=None)
+        ours = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(**kw), nusc=reader.nusc)
+        dev = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(radar_devkit_parser=True, **kw),
+                             nusc=reader.nusc)
+        np.testing.assert_array_equal(ours.load_radar(sample), dev.load_radar(sample))
