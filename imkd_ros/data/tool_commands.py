@@ -8,7 +8,20 @@ import sys
 
 def _add_dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataroot", required=True, help="nuScenes-format dataset root (ours or real nuScenes)")
-    p.add_argument("--version", default="v1.0-mini", help="table folder under dataroot, e.g. v1.0-mini, v1.0-trainval")
+    p.add_argument("--version", default=None,
+                   help="table folder under dataroot, e.g. v1.0-mini, v1.0-trainval (default: the only one there)")
+
+
+def resolve_version(dataroot: str, version: str | None) -> str:
+    """``--version`` or, when omitted, the one table folder under dataroot (one holding sample.json)."""
+    if version:
+        return version
+    from pathlib import Path
+
+    found = sorted(d.name for d in Path(dataroot).iterdir() if (d / "sample.json").is_file())
+    if len(found) != 1:
+        raise SystemExit(f"pass --version: table folders under {dataroot}: {found or 'none'}")
+    return found[0]
 
 
 def add_subcommands(subparsers) -> None:
@@ -51,7 +64,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         load_lidar=args.lidar_sweeps > 0,
         filter_empty_boxes=not args.keep_empty_boxes,
     )
-    reader = NuScenesReader(args.dataroot, args.version, cfg)
+    reader = NuScenesReader(args.dataroot, resolve_version(args.dataroot, args.version), cfg)
     if args.sample:
         token = args.sample
     else:
@@ -79,6 +92,7 @@ def cmd_to_bag(args: argparse.Namespace) -> int:
 
     opts = BagOptions(storage=args.storage, overwrite=args.overwrite, lidar=not args.no_lidar,
                       ground_truth=not args.no_gt)
-    summary = write_scene_bag(args.dataroot, args.version, args.scene, args.out, opts)
+    version = resolve_version(args.dataroot, args.version)
+    summary = write_scene_bag(args.dataroot, version, args.scene, args.out, opts)
     print("\n".join(summary.lines()))
     return 0

@@ -51,7 +51,7 @@ def test_render_and_to_bag_commands(fixture_root: Path, fixture_version: str, tm
     text = capsys.readouterr().out
     assert f"sample {token}" in text and "2 predictions drawn" in text
     assert Image.open(out).size[0] > 600
-    assert main(["data", "render", "--dataroot", str(fixture_root), "--version", fixture_version, "--sample", token,
+    assert main(["data", "render", "--dataroot", str(fixture_root), "--sample", token,  # version found
                  "--out", str(tmp_path / "s.png")]) == 0
     bag = tmp_path / "bag"
     assert main(["data", "to-bag", "--dataroot", str(fixture_root), "--version", fixture_version, "--scene", SCENE,
