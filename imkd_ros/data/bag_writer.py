@@ -281,19 +281,21 @@ def write_scene_bag(
     channels: dict[str, str] = {}
     for channel, chain in chains.items():
         modality = _modality(reader, chain[0]) if chain else ""
-        if (modality == "camera" and not opts.cameras) or (modality == "radar" and not opts.radars) or (
+        included = not ((modality == "camera" and not opts.cameras) or (modality == "radar" and not opts.radars) or (
             modality == "lidar" and not opts.lidar
-        ):
-            continue
+        ))
         channels[channel] = modality
         for sd in chain:
+            # Every ego pose goes to /tf, also of left-out sensors: GT stamps are LIDAR_TOP poses.
+            if sd["ego_pose_token"] not in seen_poses:
+                seen_poses.add(sd["ego_pose_token"])
+                events.append((nusc.get("ego_pose", sd["ego_pose_token"])["timestamp"], 0, "tf", sd["ego_pose_token"]))
+            if not included:
+                continue
             if not (reader.dataroot / sd["filename"]).is_file():
                 skipped += 1
                 continue
             events.append((sd["timestamp"], 1, modality, sd))
-            if sd["ego_pose_token"] not in seen_poses:
-                seen_poses.add(sd["ego_pose_token"])
-                events.append((nusc.get("ego_pose", sd["ego_pose_token"])["timestamp"], 0, "tf", sd["ego_pose_token"]))
     if opts.ground_truth:
         for token in reader.scene_sample_tokens(scene):
             events.append((nusc.get("sample", token)["timestamp"], 2, "gt", token))
