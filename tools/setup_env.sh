@@ -15,17 +15,19 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade 'pip==25.3'
 fi
-PIP=("$VENV/bin/python" -m pip)
+# pip's find-links on this machine warn about every absent local index folder: keep the log readable.
+pip_() { "$VENV/bin/python" -m pip "$@" 2>&1 | { grep -v "^WARNING: Location 'file://" || true; }; }
+
+pip_ --version >/dev/null || { echo "[setup] pip missing in $VENV" >&2; exit 1; }
 
 # 1. Python dependencies, exactly as locked.
 deps_hash=$(hash_of requirements.lock requirements-nodeps.txt setup.py setup.cfg)
 if [ "$(cat "$VENV/.imkd-deps" 2>/dev/null)" != "$deps_hash" ]; then
   log "installing pinned dependencies (requirements.lock)"
-  "${PIP[@]}" install -q -r requirements.lock
-  "${PIP[@]}" install -q --no-deps -r requirements-nodeps.txt  # stubs only: their deps are TensorRT itself
-  "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
+  pip_ install -q -r requirements.lock
+  pip_ install -q --no-deps -r requirements-nodeps.txt  # stubs only: their deps are TensorRT itself
+  pip_ install -q --no-deps --no-build-isolation -e .
   echo "$deps_hash" > "$VENV/.imkd-deps"
 else
   log "python dependencies up to date"
