@@ -7,6 +7,7 @@ Cameras use the optical frame (x right, y down, z forward).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,9 @@ class CameraSpec:
     rotation: np.ndarray  # (4,) w, x, y, z; optical frame -> ego
     fps: float = 12.0
 
-    @property
+    @cached_property
     def to_ego(self) -> Transform:
+        """Sensor -> ego (cached: specs are not mutated after construction)."""
         return Transform.from_quat(self.rotation, self.translation)
 
     @property
@@ -65,8 +67,9 @@ class RadarSpec:
     azimuth_sigma_deg: float = 0.6
     velocity_sigma: float = 0.1
 
-    @property
+    @cached_property
     def to_ego(self) -> Transform:
+        """Sensor -> ego (cached: specs are not mutated after construction)."""
         return Transform.from_quat(self.rotation, self.translation)
 
 
@@ -85,8 +88,9 @@ class LidarSpec:
     max_range: float = 70.0
     range_sigma: float = 0.02
 
-    @property
+    @cached_property
     def to_ego(self) -> Transform:
+        """Sensor -> ego (cached: specs are not mutated after construction)."""
         return Transform.from_quat(self.rotation, self.translation)
 
     def elevations(self) -> np.ndarray:

@@ -102,8 +102,8 @@ class LidarSim:
                     inv = 1.0 / dl
                     t1 = (lo[m] - ol) * inv
                     t2 = (hi[m] - ol) * inv
-                    tmin = np.nanmax(np.minimum(t1, t2), axis=1)
-                    tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+                    tmin = np.fmax.reduce(np.minimum(t1, t2), axis=1)
+                    tmax = np.fmin.reduce(np.maximum(t1, t2), axis=1)
                     ok = (tmax >= tmin) & (tmax > 0.05) & (tmin < t_best[idx])
                     if not ok.any():
                         continue
@@ -114,8 +114,8 @@ class LidarSim:
                     t1 = (plo[None] - ol) * inv[:, None, :]  # (R, P, 3)
                     t2 = (phi[None] - ol) * inv[:, None, :]
                     tn = np.minimum(t1, t2)
-                    tmin = np.nanmax(tn, axis=2)
-                    tmax = np.nanmin(np.maximum(t1, t2), axis=2)
+                    tmin = np.fmax.reduce(tn, axis=2)
+                    tmax = np.fmin.reduce(np.maximum(t1, t2), axis=2)
                     hitp = (tmax >= tmin) & (tmin > 0.05)
                     tmin = np.where(hitp, tmin, np.inf)
                     best_p = np.argmin(tmin, axis=1)

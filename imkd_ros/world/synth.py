@@ -344,7 +344,20 @@ def _seed(seed: int, index: int, name: str) -> int:
 
 
 def synthesize(cfg: SynthConfig) -> dict:
-    """Generate ``cfg.scenes`` scenes into ``cfg.out``; returns timing statistics."""
+    """Generate ``cfg.scenes`` scenes into ``cfg.out``; returns timing statistics.
+
+    Runs single-threaded (OpenCV and BLAS pools limited to one thread): the arrays are small, so
+    extra threads only spin, and the machine is shared. Shard with ``first_scene`` to use cores.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only limits BLAS threads
+        return _synthesize(cfg)
+    with threadpool_limits(limits=1):
+        return _synthesize(cfg)
+
+
+def _synthesize(cfg: SynthConfig) -> dict:
     cv2.setNumThreads(1)
     rig = Rig.from_yaml(cfg.rig).scaled(cfg.image_scale)
     writer = NuScenesWriter(cfg.out, cfg.version, cfg.seed)

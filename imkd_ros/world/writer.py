@@ -119,7 +119,7 @@ class NuScenesWriter:
         for name in TABLES:
             path = os.path.join(self.root, self.version, f"{name}.json")
             with open(path, "w") as f:
-                json.dump(self.tables[name], f, indent=0)
+                json.dump(self.tables[name], f)  # no indent: the C encoder is ~5x faster
         # The devkit's custom-split file: predefined names (train/val) for our reader, and
         # synth_train / synth_val, which DetectionEval resolves from this file (not its own lists).
         splits = {**self.splits, "synth_train": self.splits["train"], "synth_val": self.splits["val"]}
