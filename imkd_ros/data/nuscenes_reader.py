@@ -73,6 +73,9 @@ class ReaderConfig:
     # Move each older radar point by velocity * time_lag to where it is at the keyframe.
     radar_motion_compensation: bool = False
     radar_min_distance: float = 0.0
+    # Use only sweeps captured at or before the keyframe, as the live node can (the devkit starts at
+    # the radar's key sample_data, which can be some ms after the keyframe).
+    radar_only_past: bool = False
     # Parse radar PCDs with the devkit's RadarPointCloud.from_file (identical result, ~5x slower).
     radar_devkit_parser: bool = False  # the devkit's multisweep drops |x|,|y| < 1 m in the radar frame
     load_lidar: bool = True
@@ -255,11 +258,19 @@ class NuScenesReader:
     def keyframe_ego_to_global(self, sample: dict) -> np.ndarray:
         return self.ego_to_global(self.reference_sample_data(sample))
 
-    def _sweeps(self, sample: dict, channel: str, n: int) -> list[dict]:
-        """The key sample_data of ``channel`` and up to n-1 earlier ones (following ``prev``)."""
+    def _sweeps(self, sample: dict, channel: str, n: int, not_after: int | None = None) -> list[dict]:
+        """The key sample_data of ``channel`` and up to n-1 earlier ones (following ``prev``).
+
+        ``not_after`` (us): start instead from the newest sample_data at or before that time.
+        """
         if channel not in sample["data"] or n <= 0:
             return []
         sd = self.nusc.get("sample_data", sample["data"][channel])
+        if not_after is not None:
+            while sd["timestamp"] > not_after and sd["prev"]:
+                sd = self.nusc.get("sample_data", sd["prev"])
+            if sd["timestamp"] > not_after:
+                return []
         out = [sd]
         while len(out) < n and sd["prev"]:
             sd = self.nusc.get("sample_data", sd["prev"])
@@ -290,7 +301,8 @@ class NuScenesReader:
         t_key = sample["timestamp"]
         chunks = []
         for radar in cfg.radar_names:
-            for k, sd in enumerate(self._sweeps(sample, radar, cfg.radar_sweeps)):
+            not_after = t_key if cfg.radar_only_past else None
+            for k, sd in enumerate(self._sweeps(sample, radar, cfg.radar_sweeps, not_after)):
                 pts = self._radar_points(self._path(sd))
                 if cfg.radar_min_distance > 0:
                     r = cfg.radar_min_distance

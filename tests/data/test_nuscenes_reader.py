@@ -266,3 +266,11 @@ def test_devkit_radar_parser_option(reader: NuScenesReader) -> None:
         dev = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(radar_devkit_parser=True, **kw),
                              nusc=reader.nusc)
         np.testing.assert_array_equal(ours.load_radar(sample), dev.load_radar(sample))
+
+
+def test_radar_only_past(reader: NuScenesReader) -> None:
+    sample = reader.nusc.get("sample", reader.sample_tokens()[1])
+    r = NuScenesReader(reader.dataroot, reader.version, ReaderConfig(radar_only_past=True), nusc=reader.nusc)
+    default, past = reader.load_radar(sample), r.load_radar(sample)
+    assert default[:, 6].min() < 0 <= past[:, 6].min()  # the fixture's radar keyframes come after the sample
+    assert set(np.unique(past[:, 7])) == set(range(6))
