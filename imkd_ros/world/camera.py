@@ -70,6 +70,9 @@ class _CamTables:
         self.ray_ego = rays_ego.astype(np.float32)
         self.sky: dict[str, np.ndarray] = {}  # sky gradient per condition
         self.noise: np.ndarray | None = None
+        self.sky8: dict[str, np.ndarray] = {}
+        self.noise8: tuple[np.ndarray, np.ndarray] | None = None
+        self.rain: np.ndarray | None = None
 
 
 class CameraSim:
@@ -128,15 +131,22 @@ class CameraSim:
         if tb.noise is None:
             nrng = np.random.default_rng(np.random.SeedSequence([tb.w, tb.h, 17]))
             tb.noise = nrng.normal(0, 1, (h + 32, w + 32, 3)).astype(np.float32)
-        img = tb.sky[cond].copy()
+        fast = cond == "day"  # no per-pixel lighting: stay in uint8 (saturating OpenCV adds)
+        if fast and cond not in tb.sky8:
+            tb.sky8[cond] = np.clip(tb.sky[cond], 0, 255).astype(np.uint8)
+        img = tb.sky8[cond].copy() if fast else tb.sky[cond].copy()
         need_depth = keep_buffers or cond in ("fog", "rain")
         gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
-        gcol = self.sim.ground_rgb(gxy).astype(np.float32)
-        if cond == "rain":
-            gcol *= 0.72  # wet asphalt is darker
-        if night:
-            gcol *= self._night_ground_light(tb, snap)[:, None]
-        img[tb.ground_idx] = gcol
+        grgb = self.sim.ground_rgb(gxy)
+        if fast:
+            img[tb.ground_idx] = grgb
+        else:
+            gcol = grgb.astype(np.float32)
+            if cond == "rain":
+                gcol *= 0.72  # wet asphalt is darker
+            if night:
+                gcol *= self._night_ground_light(tb, snap)[:, None]
+            img[tb.ground_idx] = gcol
         img = img.reshape(h, w, 3)
         depth = None
         if need_depth:
@@ -150,20 +160,27 @@ class CameraSim:
         hit = face_buf >= 0
         if faces is not None and hit.any():
             fidx = face_buf[hit]
-            img[hit] = faces["color"][fidx]
+            col = faces["color"]
+            img[hit] = np.clip(col, 0, 255).astype(np.uint8)[fidx] if fast else col[fidx]
             if depth is not None:
                 depth[hit] = 1.0 / invz[hit]
             if owner is not None:
                 owner[hit] = faces["owner_code"][fidx]
 
-        # --- conditions ------------------------------------------------------------------------
-        img = self._weather(img, depth, tb, rng, faces, face_buf)
-        # Sensor noise (a shifted tile: cheap and deterministic).
+        # --- conditions + sensor noise (shifted precomputed noise: cheap and deterministic) -------
         oy, ox = (int(v) for v in rng.integers(0, 32, 2))
         sigma = {"day": 3.0, "night": 6.0, "rain": 4.0, "fog": 3.0}[cond]
-        img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
-        np.clip(img, 0, 255, out=img)
-        img8 = img.astype(np.uint8)
+        if fast:
+            if tb.noise8 is None:
+                n = tb.noise[..., :] * 3.0
+                tb.noise8 = (np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8))
+            pos, neg = tb.noise8
+            img8 = cv2.subtract(cv2.add(img, pos[oy:oy + h, ox:ox + w]), neg[oy:oy + h, ox:ox + w])
+        else:
+            img = self._weather(img, depth, tb, rng, faces, face_buf)
+            img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
+            np.clip(img, 0, 255, out=img)
+            img8 = img.astype(np.uint8)
         if (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
         return RenderResult(img8, owner, depth if keep_buffers else None, scale)
@@ -321,11 +338,11 @@ class CameraSim:
             a = np.exp(-np.minimum(depth, 1e4) / 180.0)[..., None]
             img = img * (0.85 * a + 0.15) + np.float32(150.0) * (1 - (0.85 * a + 0.15))
             if self.rain_tile is not None:
-                oy, ox = rng.integers(0, 512, 2)
-                rt = np.roll(self.rain_tile, (int(oy), int(ox)), axis=(0, 1))
-                reps = (tb.h // 512 + 1, tb.w // 512 + 1)
-                streak = np.tile(rt, reps)[: tb.h, : tb.w]
-                img = img + streak[..., None] * 55.0
+                if tb.rain is None:
+                    reps = (tb.h // 512 + 2, tb.w // 512 + 2)
+                    tb.rain = np.tile(self.rain_tile, reps)[..., None] * np.float32(55.0)
+                oy, ox = (int(v) for v in rng.integers(0, 512, 2))
+                img = img + tb.rain[oy:oy + tb.h, ox:ox + tb.w]
         elif cond == "night":
             # Glow around lamps / lights: blur the bright part and add.
             bright = np.clip(img - 200.0, 0, None)

@@ -24,6 +24,12 @@ class LidarSim:
             [ce[:, None] * np.cos(self.az)[None, :], ce[:, None] * np.sin(self.az)[None, :],
              np.broadcast_to(np.sin(self.elev)[:, None], (len(self.elev), len(self.az)))], axis=-1
         )  # (B, A, 3) sensor frame
+        # Buildings: only the facade box (window strips protrude by millimetres; same return).
+        self.part_end = sim.obj_part_end.copy()
+        n_agents = len(sim.scene.agents)
+        for j, p in enumerate(sim.scene.props):
+            if p.kind == "building":
+                self.part_end[n_agents + j] = sim.obj_part_start[n_agents + j] + 1
         cond = sim.scene.condition
         self.drop = {"day": 0.03, "night": 0.03, "rain": 0.1, "fog": 0.15}[cond]
         self.atten = {"day": 0.0, "night": 0.0, "rain": 0.012, "fog": 0.03}[cond]  # 1/m extinction
@@ -108,7 +114,7 @@ class LidarSim:
                     if not ok.any():
                         continue
                     idx, inv = idx[ok], inv[ok]
-                    p0, p1 = sim.obj_part_start[m], sim.obj_part_end[m]
+                    p0, p1 = sim.obj_part_start[m], self.part_end[m]
                     parts = sim.part_local[p0:p1]  # (P, 6) x0 x1 y0 y1 z0 z1
                     plo, phi = parts[:, [0, 2, 4]], parts[:, [1, 3, 5]]
                     t1 = (plo[None] - ol) * inv[:, None, :]  # (R, P, 3)
