@@ -558,7 +558,7 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
         r = rng.random()
         scale = 0.8 if rng.random() < 0.1 else 1.0  # children
         size = sample_size(rng, "pedestrian", scale)
-        category = "human.pedestrian.adult"
+        category = "human.pedestrian.child" if scale < 1.0 else "human.pedestrian.adult"
         if r < 0.72:
             v = float(np.clip(rng.normal(1.35, 0.25), 0.6, 2.2))
             direction = int(rng.choice([-1, 1]))
