@@ -9,6 +9,10 @@ change with calibration. The optimisation profile spans P in [1, P_max] (P_max =
 point = depth.numel()) and K in [1, min(P_max, batch*bev_h*bev_w)]; ``opt`` is the current
 calibration's values when given.
 
+fp16: the runtime exports an fp16 ONNX (strongly typed, imkd_ros/export/student.py) and on TensorRT
+10 also sets the FP16 flag; TensorRT 11 removed that flag and the int8 calibrator, so there int8
+raises a clear error.
+
 UNVERIFIED: written to the TensorRT 10.x Python API (checked with mypy against tensorrt-stubs
 10.13 by tools/typecheck.sh); no TensorRT could be installed where this was written, so it has
 never built an engine. The int8 path uses the (deprecated since 10.1) implicit-quantization
@@ -174,9 +178,15 @@ def build_engine(onnx_path: str | Path, cfg: EngineConfig,
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(cfg.workspace_gb * (1 << 30)))
     config.builder_optimization_level = cfg.builder_optimization_level
-    if cfg.precision in ("fp16", "int8"):
+    # TensorRT 10 has the weak-typing precision flags; TensorRT 11 removed them and runs the
+    # ONNX's own types (export with precision="fp16" for an fp16 engine there).
+    weak_typing = hasattr(trt.BuilderFlag, "FP16")
+    if cfg.precision in ("fp16", "int8") and weak_typing:
         config.set_flag(trt.BuilderFlag.FP16)
     if cfg.precision == "int8":
+        if not weak_typing or not hasattr(config, "int8_calibrator"):
+            raise RuntimeError("int8 calibration (implicit quantization) was removed in TensorRT 11; "
+                               "it needs an explicitly quantized (Q/DQ) ONNX, which imkd_ros does not make")
         if calibrator is None:
             raise ValueError("int8 needs a calibrator (make_int8_calibrator)")
         config.set_flag(trt.BuilderFlag.INT8)

@@ -97,7 +97,30 @@ def custom_translation_table(aot: bool = True) -> dict[Any, Any]:
             plugin_version=PLUGIN_VERSION, aot=int(aot),
         )
 
-    return {torch.ops.imkd.bev_pool.default: bev_pool_to_onnx}
+    return {torch.ops.imkd.bev_pool.default: bev_pool_to_onnx,
+            torch.ops.aten.index_add.default: index_add_to_onnx}
+
+
+def index_add_to_onnx(self, dim: int, index, source, alpha: float = 1.0):
+    """aten.index_add (dim 0) as ScatterElements(reduction="add") with expanded indices.
+
+    The default lowering is ScatterND(reduction="add"), which TensorRT's ONNX parser has handled
+    poorly (reduction ignored in 8.6, onnx-tensorrt issue 957) and onnxruntime's CPU provider
+    cannot run in fp16; ScatterElements with a reduction maps to TensorRT's ScatterElements plugin.
+    """
+    import onnx
+    import onnxscript
+
+    op: Any = onnxscript.opset18  # traced by the exporter; its static tensor types don't apply
+    rank = len(source.shape)
+    if dim != 0 or rank > 4:
+        raise NotImplementedError(f"index_add export supports dim 0 and rank <= 4 (got dim {dim}, rank {rank})")
+    idx = op.Cast(index, to=onnx.TensorProto.INT64)
+    if rank > 1:
+        axes = op.Constant(value_ints=list(range(1, rank)))
+        idx = op.Expand(op.Unsqueeze(idx, axes), op.Shape(source))
+    src = source if alpha == 1.0 else op.Mul(source, op.CastLike(op.Constant(value_float=alpha), source))
+    return op.ScatterElements(self, idx, src, axis=0, reduction="add")
 
 
 def bev_pool_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -118,17 +141,52 @@ def rename_dynamic_dims(model: onnx.ModelProto, names: dict[str, str]) -> None:
                 dim.dim_param = renames[dim.dim_param]
 
 
-def to_ort_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy with BevPool moved to ai.onnx.contrib and TensorRT-only attributes dropped."""
+def _is_fp16_node(model: onnx.ModelProto, node: onnx.NodeProto) -> bool:
     import onnx
 
+    feat = node.input[1]
+    for graph in (model.graph, onnx.shape_inference.infer_shapes(model).graph):
+        for v in (*graph.input, *graph.value_info):
+            if v.name == feat:
+                return bool(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16)
+    return False
+
+
+def to_ort_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with BevPool moved to ai.onnx.contrib and TensorRT-only attributes dropped.
+
+    onnxruntime-extensions' Python ops have no float16, so an fp16 BevPool is wrapped in Casts
+    (fp16 -> fp32 -> op -> fp16) in the copy.
+    """
+    import onnx
+    from onnx import helper
+
     out = copy.deepcopy(model)
+    nodes = []
     for node in out.graph.node:
         if node.op_type == OP_TYPE and node.domain == DOMAIN:
+            if _is_fp16_node(out, node):
+                f32 = onnx.TensorProto.FLOAT
+                for i in (0, 1):
+                    cast_out = f"{node.input[i]}__ort_f32"
+                    nodes.append(helper.make_node("Cast", [node.input[i]], [cast_out], to=f32,
+                                                  name=f"{node.name}_in{i}_f32"))
+                    node.input[i] = cast_out
+                result = node.output[0]
+                node.output[0] = f"{result}__ort_f32"
+                nodes.append(node)
+                nodes.append(helper.make_node("Cast", [node.output[0]], [result],
+                                              to=onnx.TensorProto.FLOAT16, name=f"{node.name}_out_f16"))
+            else:
+                nodes.append(node)
             node.domain = ORT_CONTRIB_DOMAIN
             keep = [a for a in node.attribute if a.name not in TRT_ONLY_ATTRS]
             del node.attribute[:]
             node.attribute.extend(keep)
+        else:
+            nodes.append(node)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
     imports = [o for o in out.opset_import if o.domain != DOMAIN]
     del out.opset_import[:]
     out.opset_import.extend(imports)
@@ -155,18 +213,17 @@ def register_ort_bev_pool() -> str:
         import imkd_ros.ops.bev_pool  # noqa: F401
 
         i32 = PyCustomOpDef.dt_int32
+        attrs = {"batch": PyCustomOpDef.dt_int64, "bev_h": PyCustomOpDef.dt_int64,
+                 "bev_w": PyCustomOpDef.dt_int64}
 
-        @onnx_op(
-            op_type=OP_TYPE,
-            inputs=[PyCustomOpDef.dt_float, PyCustomOpDef.dt_float, i32, i32, i32, i32, i32],
-            outputs=[PyCustomOpDef.dt_float],
-            attrs={"batch": PyCustomOpDef.dt_int64, "bev_h": PyCustomOpDef.dt_int64,
-                   "bev_w": PyCustomOpDef.dt_int64},
-        )
         def _bev_pool_ort(depth, feat, rd, rf, rb, st, ln, batch=1, bev_h=1, bev_w=1):
             t = [torch.from_numpy(np.ascontiguousarray(a)) for a in (depth, feat, rd, rf, rb, st, ln)]
             out = torch.ops.imkd.bev_pool(*t, int(batch), int(bev_h), int(bev_w))
             return out.numpy()
+
+        f32 = PyCustomOpDef.dt_float
+        onnx_op(op_type=OP_TYPE, inputs=[f32, f32, i32, i32, i32, i32, i32], outputs=[f32],
+                attrs=attrs)(_bev_pool_ort)
 
         _ORT_REGISTERED = True
     return get_library_path()

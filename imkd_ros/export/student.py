@@ -100,8 +100,27 @@ class StudentInputs:
         return dict(zip((*MODEL_INPUTS, *GEOMETRY_INPUTS), self.args()))
 
 
-def student_spec(student: Student, inputs: StudentInputs) -> ExportSpec:
-    """ExportSpec of the student for these example inputs (batch and shapes fixed, geometry dynamic)."""
+def half_inputs(inputs: StudentInputs) -> StudentInputs:
+    """Float model inputs in fp16 (geometry stays int32, masks bool)."""
+    return StudentInputs({k: v.half() if v.is_floating_point() else v for k, v in inputs.tensors.items()},
+                         inputs.geometry)
+
+
+def student_spec(student: Student, inputs: StudentInputs, precision: str = "fp32") -> ExportSpec:
+    """ExportSpec of the student for these example inputs (batch and shapes fixed, geometry dynamic).
+
+    ``precision="fp16"`` exports a copy of the student in half precision with fp16 float inputs:
+    a strongly typed fp16 graph, which is how TensorRT 11 (no FP16 builder flag) runs fp16 and
+    what TensorRT 10 also builds directly. The geometry (where fp16 would misplace frustum points)
+    is precomputed in fp64 outside the network either way.
+    """
+    if precision == "fp16":
+        import copy
+
+        student = copy.deepcopy(student).half().eval()
+        inputs = half_inputs(inputs)
+    elif precision != "fp32":
+        raise ValueError(f"ONNX export precision is fp32 or fp16, not {precision!r}")
     g = inputs.geometry
     wrapper = StudentExport(student, g.batch, g.bev_h, g.bev_w).eval()
     num_tasks = len(student.head.task_heads)

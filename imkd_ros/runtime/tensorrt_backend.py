@@ -58,10 +58,11 @@ class TensorRTBackend:
         from imkd_ros.export.exporter import export_onnx
         from imkd_ros.export.student import example_inputs, student_spec
 
-        path = self.engine_config.cache_dir / f"student_{student_hash(student)}.onnx"
+        onnx_precision = "fp16" if self.precision == "fp16" else "fp32"
+        path = self.engine_config.cache_dir / f"student_{student_hash(student)}_{onnx_precision}.onnx"
         if not path.exists():
-            log.info("exporting the student to %s", path)
-            export_onnx(student_spec(student, example_inputs(student)), path)
+            log.info("exporting the student (%s) to %s", onnx_precision, path)
+            export_onnx(student_spec(student, example_inputs(student), onnx_precision), path)
         return path
 
     def load(self, student: Student) -> None:

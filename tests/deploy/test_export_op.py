@@ -85,3 +85,13 @@ def test_jit_variant_has_aot_zero(aot: bool) -> None:
     model = export_onnx(bev_pool_op_spec(depth, feat, geom), aot=aot)
     (node,) = onnx_ops.bev_pool_nodes(model)
     assert {a.name: a.i for a in node.attribute if a.name == "aot"} == {"aot": 0}
+
+
+def test_fp16_op_onnx_runs_in_ort_through_casts() -> None:
+    depth, feat, geom = _inputs(4)
+    spec = bev_pool_op_spec(depth.half(), feat.half(), geom)
+    model = export_onnx(spec)
+    contrib = onnx_ops.to_ort_contrib(model)
+    assert [n.op_type for n in contrib.graph.node] == ["Cast", "Cast", "BevPool", "Cast"]
+    diff = onnx_max_abs_diff(model, spec)["bev"]
+    assert diff < 1e-2

@@ -68,3 +68,15 @@ def test_student_pt2_and_onnx_match_pytorch(student: Student, tmp_path: Path) ->
         got = loaded(*other.args())
         ref = spec.module(*other.args())
     assert max(float((g - r).abs().max()) for g, r in zip(got, ref)) < 1e-5
+
+
+def test_student_onnx_avoids_scatternd_and_fp16_is_strongly_typed(student: Student) -> None:
+    inputs = example_inputs(student, seed=1)
+    model = export_onnx(student_spec(student, inputs))
+    ops = {n.op_type for n in model.graph.node}
+    assert "ScatterND" not in ops  # index_add -> ScatterElements(add): TensorRT-friendly
+    m16 = export_onnx(student_spec(student, inputs, "fp16"))
+    types = {i.name: i.type.tensor_type.elem_type for i in m16.graph.input}
+    assert types["images"] == onnx.TensorProto.FLOAT16 and types["ranks_bev"] == onnx.TensorProto.INT32
+    assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for o in m16.graph.output)
+    assert len(onnx_ops.bev_pool_nodes(m16)) == 1
