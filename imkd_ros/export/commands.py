@@ -104,6 +104,13 @@ def _export(args: argparse.Namespace) -> int:
         cfg.cache_dir = Path(args.cache_dir)
     calibrator = None
     if args.precision == "int8":
+        try:
+            from imkd_ros.export.engine import require_tensorrt
+
+            require_tensorrt()
+        except ImportError as exc:
+            print(f"export: cannot build an engine here: {exc}", file=sys.stderr)
+            return 2
         from imkd_ros.runtime.tensorrt_backend import int8_calibration_cache
 
         calib = int8_calibration_cache(cfg.cache_dir, student)
@@ -111,7 +118,7 @@ def _export(args: argparse.Namespace) -> int:
                                           calib)
     try:
         engine = get_or_build_engine(onnx_path, cfg, calibrator)
-    except ImportError as exc:
+    except (ImportError, RuntimeError) as exc:
         print(f"export: cannot build an engine here: {exc}", file=sys.stderr)
         return 2
     shutil.copyfile(engine, out)

@@ -125,6 +125,10 @@ def make_int8_calibrator(batches: Callable[[], Iterator[dict[str, torch.Tensor]]
     require_tensorrt()
     import tensorrt as trt
 
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        raise RuntimeError("int8 calibration was removed in TensorRT 11 (explicit Q/DQ quantization "
+                           "instead, not implemented here); use fp16, or TensorRT 10 (JetPack)")
+
     class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
