@@ -102,21 +102,14 @@ def _export(args: argparse.Namespace) -> int:
     cfg = EngineConfig(precision=args.precision, workspace_gb=args.workspace_gb)
     if args.cache_dir:
         cfg.cache_dir = Path(args.cache_dir)
-    calibrator = None
-    if args.precision == "int8":
-        try:
-            from imkd_ros.export.engine import require_tensorrt
-
-            require_tensorrt()
-        except ImportError as exc:
-            print(f"export: cannot build an engine here: {exc}", file=sys.stderr)
-            return 2
-        from imkd_ros.runtime.tensorrt_backend import int8_calibration_cache
-
-        calib = int8_calibration_cache(cfg.cache_dir, student)
-        calibrator = make_int8_calibrator(lambda: _calibration_feeds(student, args.calib_frames, args.batch),
-                                          calib)
     try:
+        calibrator = None
+        if args.precision == "int8":
+            from imkd_ros.runtime.tensorrt_backend import int8_calibration_cache
+
+            calib = int8_calibration_cache(cfg.cache_dir, student)
+            calibrator = make_int8_calibrator(
+                lambda: _calibration_feeds(student, args.calib_frames, args.batch), calib)
         engine = get_or_build_engine(onnx_path, cfg, calibrator)
     except (ImportError, RuntimeError) as exc:
         print(f"export: cannot build an engine here: {exc}", file=sys.stderr)
