@@ -163,7 +163,7 @@ class LSSViewTransform(nn.Module):
         b, n = intrinsics.shape[:2]
         key = calibration_key(intrinsics, cam_to_ego, img_aug,
                               extra=(img_hw, feat_hw, self.grid, self.cfg.d_min, self.cfg.d_step,
-                                     self.cfg.num_bins))
+                                     self.cfg.num_bins, str(intrinsics.device)))
 
         def compute() -> BevPoolGeometry:
             frustum = make_frustum(img_hw, feat_hw, self.bins.cpu())
