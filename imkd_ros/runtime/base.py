@@ -150,6 +150,8 @@ def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -
 def select_backend(kind: str = "auto", precision: str = "fp32", cuda_graph: bool = False
                    ) -> tuple[Backend, str]:
     """(backend, why). ``auto`` takes TensorRT, else torch CUDA, else torch CPU."""
+    if kind == "torch-cpu" and precision != "fp32":
+        return make_backend(kind, "fp32"), f"torch-cpu requested; {precision} needs a GPU, running fp32"
     if kind != "auto":
         return make_backend(kind, precision, cuda_graph), f"{kind} requested"
     cuda = cuda_status()

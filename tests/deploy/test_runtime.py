@@ -85,3 +85,8 @@ def test_create_detector_from_checkpoint(student: Student, tmp_path: Path) -> No
     np.testing.assert_allclose(boxes.scores, ref.scores, atol=1e-5)
     with pytest.raises(FileNotFoundError):
         create_detector(tmp_path / "missing.pt")
+
+
+def test_cpu_with_fp16_request_runs_fp32_and_says_so() -> None:
+    backend, why = select_backend("torch-cpu", "fp16")
+    assert backend.precision == "fp32" and "running fp32" in why
