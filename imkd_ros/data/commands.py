@@ -40,6 +40,8 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--road", choices=("straight", "curved", "intersection"), default=None,
                    help="force one road layout (default: random per scene)")
     p.add_argument("--rig", default=None, help="rig YAML (default: imkd_ros/rig/nuscenes_rig.yaml)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="worker processes, one scene each (same bytes as --jobs 1; use on many-core boxes)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 

@@ -55,6 +55,7 @@ class SynthConfig:
     road: str | None = None
     rig: str = str(DEFAULT_RIG_YAML)
     progress: bool = True
+    jobs: int = 1  # worker processes (one scene each); output is identical for any value
 
 
 @dataclass
@@ -372,21 +373,55 @@ def _synthesize(cfg: SynthConfig) -> dict:
 
         bar = tqdm(total=cfg.scenes * n_samples, unit="kf", desc="synth")
     t0 = time.perf_counter()
-    for j in range(cfg.scenes):
-        idx = cfg.first_scene + j
-        syn = SceneSynthesizer(cfg, rig, writer, idx)
-        syn.run(bar)
-        split = "val" if j >= cfg.scenes - n_val else "train"
-        writer.splits[split].append(syn.scene.name)
-        for k, v in syn.stats.items():
-            stats[k] = stats.get(k, 0) + v
-        stats["keyframes"] += syn.n_samples
+    names: list[str] = []
+    if cfg.jobs > 1 and cfg.scenes > 1:
+        # Scenes in worker processes; records merged in scene order, so output == jobs=1 output.
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        with ctx.Pool(min(cfg.jobs, cfg.scenes)) as pool:
+            for name, tables, sstats in pool.imap(_scene_worker, [(cfg, cfg.first_scene + j)
+                                                                  for j in range(cfg.scenes)]):
+                writer.merge(tables)
+                names.append(name)
+                for k, v in sstats.items():
+                    stats[k] = stats.get(k, 0) + v
+                stats["keyframes"] += n_samples
+                if bar is not None:
+                    bar.update(n_samples)
+    else:
+        for j in range(cfg.scenes):
+            syn = SceneSynthesizer(cfg, rig, writer, cfg.first_scene + j)
+            syn.run(bar)
+            names.append(syn.scene.name)
+            for k, v in syn.stats.items():
+                stats[k] = stats.get(k, 0) + v
+            stats["keyframes"] += syn.n_samples
+    for j, name in enumerate(names):
+        writer.splits["val" if j >= cfg.scenes - n_val else "train"].append(name)
     writer.finish()
     if bar is not None:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0
     stats["keyframes_per_s"] = stats["keyframes"] / max(stats["seconds"], 1e-9)
     return stats
+
+
+def _scene_worker(job: tuple[SynthConfig, int]) -> tuple[str, dict[str, list[dict]], dict]:
+    cfg, index = job
+    cv2.setNumThreads(1)
+    rig = Rig.from_yaml(cfg.rig).scaled(cfg.image_scale)
+    writer = NuScenesWriter(cfg.out, cfg.version, cfg.seed, static_tables=False)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        syn = SceneSynthesizer(cfg, rig, writer, index)
+        syn.run(None)
+    else:
+        with threadpool_limits(limits=1):
+            syn = SceneSynthesizer(cfg, rig, writer, index)
+            syn.run(None)
+    return syn.scene.name, writer.tables, syn.stats
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -396,7 +431,7 @@ def run_synth(args: argparse.Namespace) -> int:
         camera_sweeps=args.camera_sweeps, lidar_sweeps=args.lidar_sweeps, jpeg_quality=args.jpeg_quality,
         val_fraction=args.val_fraction,
         first_scene=args.first_scene, condition=args.condition, road=args.road,
-        rig=args.rig or str(DEFAULT_RIG_YAML),
+        rig=args.rig or str(DEFAULT_RIG_YAML), jobs=args.jobs,
         progress=not args.no_progress,
     )
     os.makedirs(cfg.out, exist_ok=True)

@@ -64,7 +64,7 @@ def visibility_token(fraction: float) -> str:
 
 
 class NuScenesWriter:
-    def __init__(self, dataroot: str, version: str, seed: int):
+    def __init__(self, dataroot: str, version: str, seed: int, static_tables: bool = True):
         self.root = dataroot
         self.version = version
         self.seed = int(seed)
@@ -75,7 +75,8 @@ class NuScenesWriter:
                 os.makedirs(os.path.join(dataroot, sub, ch), exist_ok=True)
         os.makedirs(os.path.join(dataroot, version), exist_ok=True)
         os.makedirs(os.path.join(dataroot, "maps"), exist_ok=True)
-        self._static_tables()
+        if static_tables:  # a per-scene worker's writer leaves them to the parent
+            self._static_tables()
 
     def token(self, *parts) -> str:
         key = "/".join(str(p) for p in (self.seed, *parts))
@@ -114,6 +115,11 @@ class NuScenesWriter:
     def write_bytes(self, rel_path: str, data: bytes) -> None:
         with open(os.path.join(self.root, rel_path), "wb") as f:
             f.write(data)
+
+    def merge(self, tables: dict[str, list[dict]]) -> None:
+        """Append the records of a per-scene writer (in scene order, for determinism)."""
+        for name, recs in tables.items():
+            self.tables[name].extend(recs)
 
     def finish(self) -> None:
         for name in TABLES:

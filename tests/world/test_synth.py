@@ -138,7 +138,9 @@ def test_detection_eval_accepts_dataset(tiny, tmp_path):
 
 def test_same_seed_same_bytes(tiny, tmp_path):
     again = tmp_path / "again"
-    synthesize(SynthConfig(out=str(again), scenes=2, seed=5, scene_seconds=1.0, image_scale=0.1, progress=False))
+    # Two worker processes (one scene each) must write exactly what one process wrote.
+    synthesize(SynthConfig(out=str(again), scenes=2, seed=5, scene_seconds=1.0, image_scale=0.1, progress=False,
+                           jobs=2))
     assert _hashes(again) == _hashes(tiny)
     other = tmp_path / "other"
     synthesize(SynthConfig(out=str(other), scenes=1, seed=6, scene_seconds=1.0, image_scale=0.1, progress=False))
