@@ -40,10 +40,10 @@ class Snapshot:
     centers: np.ndarray  # (N, 3) annotated boxes
     yaws: np.ndarray  # (N,)
     velocities: np.ndarray  # (N, 2)
-    part_corners: np.ndarray  # (P, 8, 3) all parts (agents then props)
-    part_axes: np.ndarray  # (P, 3, 3) columns = local x, y, z axes in world
-    part_center: np.ndarray  # (P, 3)
-    part_half: np.ndarray  # (P, 3)
+    part_corners: np.ndarray | None  # (P, 8, 3) all parts (agents then props); None if not built
+    part_axes: np.ndarray | None  # (P, 3, 3) columns = local x, y, z axes in world
+    part_center: np.ndarray | None  # (P, 3)
+    part_half: np.ndarray | None  # (P, 3)
     part_owner: np.ndarray  # (P,) agent index, or -1 - prop index for props
     part_color: np.ndarray  # (P, 3)
     part_emissive: np.ndarray  # (P,)
@@ -111,11 +111,20 @@ class SceneSim:
         else:
             self.prop_geom = tuple(np.zeros((0,) + s) for s in ((8, 3), (3, 3), (3,), (3,)))
 
-    def snapshot(self, t: float) -> Snapshot:
+    def snapshot(self, t: float, parts: bool = True) -> Snapshot:
+        """World state at ``t``; ``parts=False`` skips the per-part geometry (radar, LiDAR, labels)."""
         sc = self.scene
         centers, yaws, vel = sc.agent_states(t)
         exy, eyaw, evel, eyr = sc.ego_state(t)
         ego = Transform.from_yaw(eyaw, [exy[0], exy[1], 0.0])
+        obj_base = np.concatenate([np.column_stack([centers[:, :2], np.zeros(len(centers))]), self.prop_base])
+        obj_yaw = np.concatenate([yaws, self.prop_yaw])
+        if not parts:
+            return Snapshot(t=t, ego=ego, ego_vel=evel, ego_yaw_rate=eyr, centers=centers, yaws=yaws,
+                            velocities=vel, part_corners=None, part_axes=None, part_center=None, part_half=None,
+                            part_owner=self.part_owner, part_color=self.part_color,
+                            part_emissive=self.part_emissive, part_reflect=self.part_reflect, obj_base=obj_base,
+                            obj_yaw=obj_yaw)
         own = self.agent_part_owner
         base = centers[own].copy()
         base[:, 2] = 0.0
@@ -126,9 +135,7 @@ class SceneSim:
             part_corners=np.concatenate([corners, pc]), part_axes=np.concatenate([axes, pa]),
             part_center=np.concatenate([pcen, pcc]), part_half=np.concatenate([half, ph]),
             part_owner=self.part_owner, part_color=self.part_color, part_emissive=self.part_emissive,
-            part_reflect=self.part_reflect,
-            obj_base=np.concatenate([np.column_stack([centers[:, :2], np.zeros(len(centers))]), self.prop_base]),
-            obj_yaw=np.concatenate([yaws, self.prop_yaw]),
+            part_reflect=self.part_reflect, obj_base=obj_base, obj_yaw=obj_yaw,
         )
 
     # --- ground map -----------------------------------------------------------------------------

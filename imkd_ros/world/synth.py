@@ -179,15 +179,16 @@ class SceneSynthesizer:
         by_sample: dict[int, list[_Event]] = {}
         for e in events:
             by_sample.setdefault(e.sample, []).append(e)
-        snaps: dict[float, Snapshot] = {}
+        snaps: dict[tuple[float, bool], Snapshot] = {}
         tracks: dict[int, list[str]] = {}
         for i in range(self.n_samples):
             key_data: dict[str, tuple] = {}
             for e in by_sample.get(i, []):
-                snap = snaps.get(e.t)
+                need_parts = e.channel.startswith("CAM")  # only the renderer needs part geometry
+                snap = snaps.get((e.t, need_parts))
                 if snap is None:
-                    snap = self.sim.snapshot(e.t)
-                    snaps = {e.t: snap}  # keep only the latest (sensors sharing a time)
+                    snap = self.sim.snapshot(e.t, parts=need_parts)
+                    snaps = {(e.t, need_parts): snap}  # keep only the latest (sensors sharing a time)
                 result = self._fire(e, snap, sample_tokens[e.sample], prev_next[(e.channel, e.frame)],
                                     sd_tokens[(e.channel, e.frame)])
                 if e.key:
@@ -256,7 +257,7 @@ class SceneSynthesizer:
         n = len(sc.agents)
         if n == 0:
             return
-        snap = self.sim.snapshot(t)
+        snap = self.sim.snapshot(t, parts=False)
         centers, yaws, sizes = snap.centers, snap.yaws, sc.sizes
         # LiDAR points per box (key-frame sweep, world frame).
         n_lidar = np.zeros(n, np.int64)
