@@ -52,12 +52,17 @@ def _boxes(d: dict):
 
 
 def score_live(live_json: Path, match_ns: int = 60_000_000) -> dict | None:
-    """nuScenes metrics of the live detections at the ground-truth keyframes they cover."""
+    """nuScenes metrics of the live detections (the monitor's JSON) at the ground-truth keyframes."""
+    data = json.loads(live_json.read_text())
+    return score_stamped({int(k): _boxes(v) for k, v in data["predictions"].items()},
+                         {int(k): _boxes(v) for k, v in data["ground_truth"].items()}, match_ns)
+
+
+def score_stamped(preds: dict, gts: dict, match_ns: int = 60_000_000) -> dict | None:
+    """Metrics of stamped predictions against stamped ground truth: each GT keyframe takes the
+    prediction nearest in time (camera sets are stamped a few ms from the LiDAR keyframe)."""
     from imkd_ros.evaluation import evaluate
 
-    data = json.loads(live_json.read_text())
-    preds = {int(k): _boxes(v) for k, v in data["predictions"].items()}
-    gts = {int(k): _boxes(v) for k, v in data["ground_truth"].items()}
     pairs = {}
     for s, gt in gts.items():
         near = min(preds, key=lambda p: abs(p - s), default=None)

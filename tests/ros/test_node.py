@@ -177,3 +177,30 @@ def test_node_survives_missing_camera_radar_dropout_and_malformed_input(
     assert int(diag.get("input camera_image_invalid", 0)) + int(diag.get("input camera_info_invalid", 0)) >= 1, diag
     assert int(diag.get("input tf_invalid", 0)) >= 1, diag
     assert node.stop() in (0, -2), node.log()
+
+
+SHIPPED = ROOT / "models" / "imkd_student_cpu.pt"
+
+
+def test_node_with_shipped_model_finds_the_ground_truth(start_node, collector, synthetic_recording):
+    """The product as a vehicle sees it: shipped student, live node, detections vs ground truth."""
+    from imkd_msgs.msg import Object3DArray
+
+    from imkd_ros.replay.demo import score_stamped
+    from imkd_ros.ros.convert import object3d_array_to_boxes, time_to_ns
+
+    assert SHIPPED.exists(), "the shipped student (models/imkd_student_cpu.pt) is part of the product"
+    bag = synthetic_recording["bag"]
+    subscribe_outputs(collector)
+    collector.subscribe("/ground_truth/objects", Object3DArray)
+    node = start_detector(start_node, SHIPPED, "-p", "pending_frames:=16")
+    collector.wait_for_publishers(f"{NS}/objects", timeout=60)
+    play_and_wait(start_node, node, bag, rate=0.5)
+    wait_quiet(collector, f"{NS}/objects")
+    preds = {time_to_ns(m.header.stamp): object3d_array_to_boxes(m) for m in collector.received(f"{NS}/objects")}
+    gts = {time_to_ns(m.header.stamp): object3d_array_to_boxes(m) for m in collector.received("/ground_truth/objects")}
+    assert len(gts) >= 5
+    report = score_stamped(preds, gts)
+    assert report is not None and report["keyframes_scored"] >= 0.8 * len(gts), report and report["keyframes_scored"]
+    # an untrained student scores NDS ~0.0-0.02 here (tests/train/test_shipped_model.py measures both)
+    assert report["NDS"] > 0.15 and report["mAP"] > 0.05, {k: report[k] for k in ("NDS", "mAP", "mATE")}
