@@ -68,9 +68,9 @@ class _CamTables:
         self.elev = np.arcsin(np.clip(rays_ego[..., 2] / norm, -1, 1)).astype(np.float32)
         # Horizontal bearing of each pixel column (for ego headlights at night).
         self.ray_ego = rays_ego.astype(np.float32)
-        self.sky: dict[str, np.ndarray] = {}  # sky gradient per condition
+        self.sky: dict[tuple, np.ndarray] = {}  # sky gradient per (condition, camera gain)
         self.noise: np.ndarray | None = None
-        self.sky8: dict[str, np.ndarray] = {}
+        self.sky8: dict[tuple, np.ndarray] = {}
         self.noise8: tuple[np.ndarray, np.ndarray] | None = None
         self.rain: np.ndarray | None = None
 
@@ -123,18 +123,22 @@ class CameraSim:
         night = cond == "night"
 
         # --- background: sky gradient + ground texture --------------------------------------
-        if cond not in tb.sky:
+        gain = self.sim.camera_gain
+        skey = (cond, gain.tobytes())
+        if skey not in tb.sky:
             top = np.asarray(SKY_TOP[cond], np.float32)
             hor = np.asarray(SKY_HORIZON[cond], np.float32)
             f = np.clip(tb.elev / 0.6, 0, 1)[..., None]
-            tb.sky[cond] = (hor * (1 - f) + top * f).reshape(-1, 3)
+            if len(tb.sky) > 32:
+                tb.sky.clear()
+                tb.sky8.clear()
+            tb.sky[skey] = ((hor * (1 - f) + top * f) * gain).reshape(-1, 3)
+            tb.sky8[skey] = np.clip(tb.sky[skey], 0, 255).astype(np.uint8)
         if tb.noise is None:
             nrng = np.random.default_rng(np.random.SeedSequence([tb.w, tb.h, 17]))
             tb.noise = nrng.normal(0, 1, (h + 32, w + 32, 3)).astype(np.float32)
         fast = cond == "day"  # no per-pixel lighting: stay in uint8 (saturating OpenCV adds)
-        if fast and cond not in tb.sky8:
-            tb.sky8[cond] = np.clip(tb.sky[cond], 0, 255).astype(np.uint8)
-        img = tb.sky8[cond].copy() if fast else tb.sky[cond].copy()
+        img = tb.sky8[skey].copy() if fast else tb.sky[skey].copy()
         need_depth = keep_buffers or cond in ("fog", "rain")
         gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
         grgb = self.sim.ground_rgb(gxy)
@@ -312,6 +316,7 @@ class CameraSim:
             cone = np.clip(1.0 - np.abs(y) / (0.35 * np.maximum(x, 0.1) + 1.5), 0, 1) * (x > 1.0)
             lit = 0.1 + cone * np.clip(1.0 - x / 50.0, 0, 1) * 0.9 * (n_w[:, 0] * 0 + 1)
             col = base * lit[:, None]
+            col *= self.sim.camera_gain
             col[emis == 1] = (255, 250, 230)
             col[emis == 2] = (255, 40, 30)
             return col
@@ -324,7 +329,7 @@ class CameraSim:
             lit = 0.6 + 0.15 * diff + 0.2 * up
         col = base * lit[:, None].astype(np.float32)
         col[emis == 2] = np.maximum(col[emis == 2], (170, 25, 25))
-        return np.clip(col, 0, 255)
+        return np.clip(col * self.sim.camera_gain, 0, 255)
 
     def _weather(self, img: np.ndarray, depth: np.ndarray, tb: _CamTables, rng: np.random.Generator,
                  faces, face_buf) -> np.ndarray:

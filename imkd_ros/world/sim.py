@@ -64,6 +64,12 @@ class SceneSim:
         az = rng.uniform(-np.pi, np.pi)
         el = rng.uniform(0.35, 1.1)
         self.sun = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+        # Per-scene camera exposure and white balance (one global colour transform per scene,
+        # applied to the ground texture, sky and object shading: no per-pixel cost).
+        gain = rng.uniform(0.85, 1.15) * np.clip(1.0 + rng.normal(0.0, 0.04, 3), 0.9, 1.1)
+        self.camera_gain = gain.astype(np.float32)
+        self.map_rgb = np.clip(self.map_rgb * self.camera_gain, 0, 255).astype(np.uint8)
+        self._rgb_flat = self.map_rgb.reshape(-1, 3)
 
     # --- geometry ----------------------------------------------------------------------------------
     def _build_parts(self) -> None:
