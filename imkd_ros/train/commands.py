@@ -1,8 +1,6 @@
-"""``imkd train`` (one teacher / student run) and ``imkd train ablation`` (the paper-table run)."""
+"""``imkd train``: one teacher or student run (the ablation: ``python -m imkd_ros.train.ablation``)."""
 
 from __future__ import annotations
-
-import argparse
 
 import yaml
 
@@ -41,12 +39,6 @@ def _run(args) -> int:
     return 0
 
 
-def _ablation(args) -> int:
-    from imkd_ros.train.ablation import main as ablation_main
-
-    return ablation_main(args.rest)
-
-
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train the LiDAR teacher or an IMKD student (torchrun-ready)",
                               description=__doc__)
@@ -81,7 +73,3 @@ def register(subparsers) -> None:
     p.add_argument("--max-steps", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_run)
-    sub = p.add_subparsers(dest="train_command", metavar="SUBCOMMAND")
-    a = sub.add_parser("ablation", help="the paper-table ablation (see docs/ablation.md)", add_help=False)
-    a.add_argument("rest", nargs=argparse.REMAINDER)
-    a.set_defaults(func=_ablation)
