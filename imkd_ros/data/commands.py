@@ -30,6 +30,8 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
                    help="internal render resolution of camera sweeps (painter's algorithm)")
     p.add_argument("--camera-sweeps", choices=("full", "none"), default="full",
                    help="write the 12 Hz camera sweeps, or key-frame images only")
+    p.add_argument("--exact-sweeps", action="store_true",
+                   help="render camera sweeps with the exact z-buffer (default: painter's algorithm, cheaper)")
     p.add_argument("--lidar-sweeps", choices=("full", "none"), default="full",
                    help="write the 20 Hz LiDAR sweeps (~0.6 MB each), or key-frame LiDAR only")
     p.add_argument("--jpeg-quality", type=int, default=90)

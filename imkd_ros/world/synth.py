@@ -47,6 +47,7 @@ class SynthConfig:
     sweep_render_scale: float = 0.25
     camera_sweeps: str = "full"  # full | none (key-frame images only)
     lidar_sweeps: str = "full"  # full | none (key-frame LiDAR only)
+    exact_sweeps: bool = False  # camera sweeps with the exact z-buffer too (slower)
     jpeg_quality: int = 90
     sweep_jpeg_quality: int = 80
     val_fraction: float = 0.2
@@ -220,7 +221,7 @@ class SceneSynthesizer:
         if e.channel.startswith("CAM"):
             cam = self.rig.camera(e.channel)
             scale = cfg.render_scale if e.key else cfg.sweep_render_scale
-            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key)
+            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps)
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
             q = cfg.jpeg_quality if e.key else cfg.sweep_jpeg_quality
@@ -432,7 +433,7 @@ def run_synth(args: argparse.Namespace) -> int:
         camera_sweeps=args.camera_sweeps, lidar_sweeps=args.lidar_sweeps, jpeg_quality=args.jpeg_quality,
         val_fraction=args.val_fraction,
         first_scene=args.first_scene, condition=args.condition, road=args.road,
-        rig=args.rig or str(DEFAULT_RIG_YAML), jobs=args.jobs,
+        rig=args.rig or str(DEFAULT_RIG_YAML), jobs=args.jobs, exact_sweeps=args.exact_sweeps,
         progress=not args.no_progress,
     )
     os.makedirs(cfg.out, exist_ok=True)
