@@ -75,6 +75,7 @@ class TrainConfig:
     device: str = "auto"
     eval_every: int = 0  # epochs; 0 = only at the end
     ckpt_every: int = 1  # epochs
+    log_every: int = 0  # steps between metrics.csv rows (0 = four rows per epoch)
     max_steps: int = 0  # stop after this many optimizer steps (0 = epochs decide); for tests
     progress: bool = True
 
@@ -189,6 +190,28 @@ class FrameSet(torch.utils.data.Dataset):
         return drop_radar(f) if self.drop else f
 
 
+def append_csv(path: Path, row: dict) -> None:
+    """Append a row; a new column (e.g. the held-out metrics) rewrites the file with the union."""
+    fields = list(row)
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+            old = list(rows[0].keys()) if rows else fields
+        if set(fields) - set(old):
+            fields = old + [k for k in fields if k not in old]
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=fields)
+                w.writeheader()
+                w.writerows(rows)
+        else:
+            fields = old
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
+        if f.tell() == 0:
+            w.writeheader()
+        w.writerow(row)
+
+
 def plot_losses(csv_path: Path, png_path: Path) -> None:
     import matplotlib
 
@@ -199,7 +222,8 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
         rows = list(csv.DictReader(f))
     if not rows:
         return
-    keys = [k for k in rows[0] if k not in ("epoch", "step", "lr", "time_s") and not k.startswith("val_")]
+    keys = [k for k in rows[0]
+            if k not in ("epoch", "step", "lr", "time_s", "grad_norm") and not k.startswith("val_")]
     steps = [int(r["step"]) for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
     for k in keys:
@@ -207,7 +231,7 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
         ax.plot(steps, vals, label=k, lw=1.2 if k == "loss" else 0.8)
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (epoch mean)")
+    ax.set_ylabel("loss (mean since the previous point)")
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -320,6 +344,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
             find_unused_parameters=True)
 
     csv_path = out / "metrics.csv"
+    log_every = tc.log_every or max(1, steps_per_epoch // 4)
     t_start = time.perf_counter()
     prev_time = 0.0
     if start_epoch > 0 and csv_path.exists():
@@ -333,13 +358,13 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         sampler.set_epoch(epoch)
         task.train()
         sums: dict[str, float] = {}
-        n = 0
+        n = n_row = 0
         it = loader
         if tc.progress and is_main:
             from tqdm import tqdm
 
             it = tqdm(loader, desc=f"{tc.variant} epoch {epoch + 1}/{tc.epochs}", leave=False)
-        for frames_b in it:
+        for n, frames_b in enumerate(it, 1):
             batch = batch_to(pre(frames_b), device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 losses = model(batch)
@@ -352,12 +377,18 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
             scaler.update()
             sched.step()
             step += 1
-            n += 1
+            n_row += 1
             vals = {k: float(v.detach()) for k, v in losses.items()}
             vals["loss"] = float(loss.detach())
             vals["grad_norm"] = float(gnorm)
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
+            if is_main and step % log_every == 0 and n < steps_per_epoch:
+                append_csv(csv_path, {"epoch": round(epoch + n / steps_per_epoch, 3), "step": step,
+                                      "lr": sched.get_last_lr()[0],
+                                      "time_s": round(prev_time + time.perf_counter() - t_start, 2),
+                                      **{k: v / n_row for k, v in sums.items()}})
+                sums, n_row = {}, 0
             if tc.progress and is_main and hasattr(it, "set_postfix"):
                 it.set_postfix(loss=f"{vals['loss']:.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             if tc.max_steps and step >= tc.max_steps:
@@ -367,32 +398,13 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
             sync_buffers(task)
         row = {"epoch": epoch + 1, "step": step, "lr": sched.get_last_lr()[0],
                "time_s": round(prev_time + time.perf_counter() - t_start, 2),
-               **{k: v / max(n, 1) for k, v in sums.items()}}
+               **{k: v / max(n_row, 1) for k, v in sums.items()}}
         last = epoch + 1 == tc.epochs or stop
         if is_main and val_frames and (last or (tc.eval_every and (epoch + 1) % tc.eval_every == 0)):
             res = last_val = evaluate_task(task, cfg, val_frames, is_teacher, drop, device, tc.batch_size)
             row.update({f"val_{k}": res[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")})
         if is_main:
-            new = not csv_path.exists()
-            fields = list(row)
-            if not new:
-                with open(csv_path) as f:
-                    old = next(csv.reader(f), [])
-                if set(fields) - set(old):  # a new column (e.g. val_*): rewrite with the union
-                    with open(csv_path) as f:
-                        rows = list(csv.DictReader(f))
-                    fields = old + [k for k in fields if k not in old]
-                    with open(csv_path, "w", newline="") as f:
-                        w = csv.DictWriter(f, fieldnames=fields)
-                        w.writeheader()
-                        w.writerows(rows)
-                else:
-                    fields = old
-            with open(csv_path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            append_csv(csv_path, row)
             plot_losses(csv_path, out / "loss_curve.png")
         if (epoch + 1) % max(tc.ckpt_every, 1) == 0 or last:
             _save_resume(ckpt_path, task, opt, sched, scaler, epoch + 1, step, np_rng, pre, distributed)
