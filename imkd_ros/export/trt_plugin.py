@@ -26,6 +26,7 @@ with AOT) and has never been imported with a real TensorRT. ``imkd doctor --gpu`
 # annotations as objects (TensorDesc marks an input tensor, ``int`` an attribute).
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +44,31 @@ def default_ptx_path(arch: str, build_dir: str | Path | None = None) -> Path:
 
 
 def load_ptx(arch: str, build_dir: str | Path | None = None) -> bytes:
-    """PTX for ``arch``: tools/build_cuda.sh output if present, else compiled now with nvcc."""
+    """PTX for ``arch``, compiled by this machine's nvcc when it has one.
+
+    PTX must not be newer than the driver's CUDA (CUDA-13 PTX does not load on a JetPack CUDA-12
+    driver), so the local toolkit wins: its output is cached under ~/.cache/imkd_ros/ptx keyed by
+    the nvcc version and the kernel source ($IMKD_PTX_CACHE overrides the folder). Without nvcc,
+    tools/build_cuda.sh's output is used.
+    """
+    import hashlib
+    import subprocess
+
+    from imkd_ros.runtime.cuda_kernels import KERNEL_SOURCE, build_ptx, find_nvcc
+
+    nvcc = find_nvcc()
+    if nvcc is not None:
+        version = subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout
+        key = hashlib.sha256(version.encode() + KERNEL_SOURCE.read_bytes()).hexdigest()[:16]
+        root = os.environ.get("IMKD_PTX_CACHE") or Path.home() / ".cache" / "imkd_ros" / "ptx"
+        cache = Path(root) / key
+        path = cache / f"bev_pool_sm{arch}.ptx"
+        if not path.exists():
+            path = build_ptx(arch, cache)
+        return path.read_bytes()
     path = default_ptx_path(arch, build_dir)
     if not path.exists():
-        from imkd_ros.runtime.cuda_kernels import build_ptx
-
-        path = build_ptx(arch, path.parent)
+        raise FileNotFoundError(f"no nvcc and no prebuilt PTX at {path} (run tools/build_cuda.sh)")
     return path.read_bytes()
 
 

@@ -82,6 +82,7 @@ def test_plugin_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dtype:
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     monkeypatch.setitem(sys.modules, "tensorrt.plugin", trtp)
     monkeypatch.setattr(trt_plugin, "_REGISTERED", {})
+    monkeypatch.setenv("IMKD_PTX_CACHE", str(tmp_path / "ptx"))
     trt_plugin.register_bev_pool_plugin(arch="87", build_dir=tmp_path)
     pid = "imkd::BevPool"
     assert {k for k, p in registry if p == pid} == {"register", "impl", "aot", "autotune"}
