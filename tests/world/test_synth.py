@@ -176,3 +176,21 @@ def test_keyframes_only_mode_has_consistent_chains(tmp_path):
             assert sd["is_key_frame"]
     assert not list((out / "sweeps" / LIDAR_NAME).iterdir())
     assert list((out / "sweeps" / "RADAR_FRONT").iterdir())  # radar sweeps are always written
+
+
+def test_rig_round_trips_through_written_calibration(tiny):
+    from nuscenes.nuscenes import NuScenes
+
+    from imkd_ros.rig.rig import Rig
+
+    nusc = NuScenes(version=VERSION, dataroot=str(tiny), verbose=False)
+    back = Rig.from_nuscenes(nusc, nusc.sample[0]["token"])
+    ref = Rig.default().scaled(0.1)
+    assert [c.name for c in back.cameras] == [c.name for c in ref.cameras]
+    for a, b in zip(back.cameras, ref.cameras):
+        assert (a.width, a.height) == (b.width, b.height)
+        np.testing.assert_allclose(a.intrinsics, b.intrinsics, atol=1e-9)
+        np.testing.assert_allclose(a.to_ego.matrix(), b.to_ego.matrix(), atol=1e-9)
+    for a, b in zip(back.radars, ref.radars):
+        np.testing.assert_allclose(a.to_ego.matrix(), b.to_ego.matrix(), atol=1e-9)
+    np.testing.assert_allclose(back.lidar.to_ego.matrix(), ref.lidar.to_ego.matrix(), atol=1e-9)
