@@ -28,6 +28,7 @@ ROWS: list[tuple[str, str]] = [
     ("l1", "+ L1: LiDAR-to-radar distillation"),
     ("l1_l2", "+ L2: LiDAR-to-fused distillation (+ response)"),
     ("imkd", "+ L3: intensity-guided fusion (full IMKD)"),
+    ("imkd_dens", "full IMKD, LiDAR-density intensity mask, foreground boost 20"),
 ]
 METRICS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
@@ -87,7 +88,7 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
     if variant != "teacher":
         for s in args.set:
             cmd += ["--set", s]
-    if teacher is not None and variant not in ("teacher", "camera_only", "no_distill"):
+    if teacher is not None and variant not in ("teacher", "camera_only", "no_distill"):  # distilled rows
         cmd += ["--teacher", str(teacher)]
     return cmd
 
