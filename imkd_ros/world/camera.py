@@ -152,6 +152,8 @@ class CameraSim:
                 gcol *= self._night_ground_light(tb, snap)[:, None]
             img[tb.ground_idx] = gcol
         img = img.reshape(h, w, 3)
+        if cond != "night":
+            self._shadows(img, tb, snap, world_to_cam, fast)
         depth = None
         if need_depth:
             depth = np.full(h * w, np.inf, np.float32)
@@ -188,6 +190,68 @@ class CameraSim:
         if (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
         return RenderResult(img8, owner, depth if keep_buffers else None, scale)
+
+    def _shadows(self, img: np.ndarray, tb: _CamTables, snap: Snapshot, world_to_cam: Transform,
+                 fast: bool) -> None:
+        """Darken the ground under and behind every object: sun shadows by day, soft contact
+        shadows under overcast skies (rain, fog). Drawn before the objects, which overwrite it."""
+        sim = self.sim
+        base, yaw = snap.obj_base, snap.obj_yaw
+        lo, hi = sim.obj_lo, sim.obj_hi
+        sun = sim.sun
+        if self.condition == "day":
+            reach = 1.0 / max(np.tan(np.arcsin(sun[2])), 0.3)  # shadow length per metre of height
+            shift = -np.array([sun[0], sun[1]]) / max(np.hypot(sun[0], sun[1]), 1e-6) * reach
+            grow, factor = 0.0, 0.55
+        else:
+            shift, grow, factor = np.zeros(2), 0.25, 0.75
+        # Cull by a bounding circle of each shadow against the camera's view cone.
+        ctr_l = (lo + hi) / 2
+        c_all, s_all = np.cos(yaw), np.sin(yaw)
+        cx = base[:, 0] + c_all * ctr_l[:, 0] - s_all * ctr_l[:, 1] + shift[0] * hi[:, 2] / 2
+        cy = base[:, 1] + s_all * ctr_l[:, 0] + c_all * ctr_l[:, 1] + shift[1] * hi[:, 2] / 2
+        rad = np.hypot(hi[:, 0] - lo[:, 0], hi[:, 1] - lo[:, 1]) / 2 + grow + np.hypot(*shift) * hi[:, 2] / 2
+        pc = world_to_cam.apply(np.column_stack([cx, cy, np.zeros(len(cx))]))
+        hx = np.maximum(tb.w - tb.k[0, 2], tb.k[0, 2]) / tb.k[0, 0]
+        ok = (pc[:, 2] > -rad) & (pc[:, 2] < 80.0 + rad)
+        ok &= np.abs(pc[:, 0]) < hx * np.maximum(pc[:, 2], 0) + rad * np.sqrt(1 + hx * hx)
+        idx = np.flatnonzero(ok)
+        if len(idx) == 0:
+            return
+        fx = np.array([0, 1, 1, 0])
+        fy = np.array([0, 0, 1, 1])
+        mask = np.zeros((tb.h, tb.w), np.uint8)
+        k = tb.k
+        drawn = False
+        for m in idx.tolist():
+            lx = np.where(fx, hi[m, 0] + grow, lo[m, 0] - grow)
+            ly = np.where(fy, hi[m, 1] + grow, lo[m, 1] - grow)
+            c, s_ = np.cos(yaw[m]), np.sin(yaw[m])
+            wx = base[m, 0] + c * lx - s_ * ly
+            wy = base[m, 1] + s_ * lx + c * ly
+            foot = np.stack([wx, wy], 1)
+            pts2 = np.concatenate([foot, foot + shift * hi[m, 2]]) if shift.any() else foot
+            hull = cv2.convexHull(pts2.astype(np.float32))[:, 0, :].astype(np.float64)
+            pc = world_to_cam.apply(np.column_stack([hull, np.zeros(len(hull))]))
+            if pc[:, 2].max() <= NEAR:
+                continue
+            if pc[:, 2].min() < NEAR:
+                pc = _clip_near(pc, NEAR)
+                if pc is None:
+                    continue
+            uv = pc[:, :2] / pc[:, 2:3]
+            uv = uv * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
+            if uv[:, 0].max() < 0 or uv[:, 0].min() >= tb.w or uv[:, 1].max() < 0 or uv[:, 1].min() >= tb.h:
+                continue
+            uv = np.clip(uv, -4 * tb.w, 4 * tb.w)
+            cv2.fillConvexPoly(mask, np.round((uv - 0.5) * 16).astype(np.int32), 1, cv2.LINE_AA, 4)
+            drawn = True
+        if not drawn:
+            return
+        if fast:
+            cv2.copyTo(cv2.convertScaleAbs(img, alpha=factor), mask, img)
+        else:
+            np.multiply(img, np.float32(factor), out=img, where=mask[..., None] > 0)
 
     def _night_ground_light(self, tb: _CamTables, snap: Snapshot) -> np.ndarray:
         """Ego headlights and street lamps on the ground, as a per-ground-pixel gain."""

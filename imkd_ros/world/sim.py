@@ -62,7 +62,7 @@ class SceneSim:
         self._build_map()
         rng = np.random.default_rng(np.random.SeedSequence([scene.seed, zlib.crc32(scene.name.encode()), 11]))
         az = rng.uniform(-np.pi, np.pi)
-        el = rng.uniform(0.35, 1.1)
+        el = rng.uniform(0.45, 1.1)
         self.sun = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
         # Per-scene camera exposure and white balance (one global colour transform per scene,
         # applied to the ground texture, sky and object shading: no per-pixel cost).
