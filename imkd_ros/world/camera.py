@@ -218,33 +218,43 @@ class CameraSim:
         idx = np.flatnonzero(ok)
         if len(idx) == 0:
             return
-        fx = np.array([0, 1, 1, 0])
-        fy = np.array([0, 0, 1, 1])
-        mask = np.zeros((tb.h, tb.w), np.uint8)
+        # Footprint corners (M, 4, 2) and their sun-shifted copies; the shadow is their convex hull,
+        # drawn as the two quads plus the four swept edge parallelograms (all convex, no hull needed).
+        fx = np.array([0, 1, 1, 0], bool)
+        fy = np.array([0, 0, 1, 1], bool)
+        lx = np.where(fx, hi[idx, 0:1] + grow, lo[idx, 0:1] - grow)
+        ly = np.where(fy, hi[idx, 1:2] + grow, lo[idx, 1:2] - grow)
+        c, s_ = np.cos(yaw[idx])[:, None], np.sin(yaw[idx])[:, None]
+        foot = np.stack([base[idx, 0:1] + c * lx - s_ * ly, base[idx, 1:2] + s_ * lx + c * ly], -1)
+        polys = [foot]
+        if shift.any():
+            moved = foot + shift * hi[idx, 2][:, None, None]
+            polys.append(moved)
+            for e in range(4):
+                f = (e + 1) % 4
+                polys.append(np.stack([foot[:, e], foot[:, f], moved[:, f], moved[:, e]], 1))
+        quads = np.concatenate(polys, 0)  # (Q, 4, 2) on the ground
+        pc = world_to_cam.apply(np.concatenate([quads.reshape(-1, 2), np.zeros((quads.size // 2, 1))], 1))
+        pc = pc.reshape(-1, 4, 3)
+        zmin = pc[..., 2].min(1)
         k = tb.k
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = pc[..., :2] / pc[..., 2:3] * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
+        vis = (pc[..., 2].max(1) > NEAR) & ~((uv[..., 0] < 0).all(1) & (zmin >= NEAR)) & ~(
+            (uv[..., 0] >= tb.w).all(1) & (zmin >= NEAR)) & ~((uv[..., 1] >= tb.h).all(1) & (zmin >= NEAR))
+        mask = np.zeros((tb.h, tb.w), np.uint8)
         drawn = False
-        for m in idx.tolist():
-            lx = np.where(fx, hi[m, 0] + grow, lo[m, 0] - grow)
-            ly = np.where(fy, hi[m, 1] + grow, lo[m, 1] - grow)
-            c, s_ = np.cos(yaw[m]), np.sin(yaw[m])
-            wx = base[m, 0] + c * lx - s_ * ly
-            wy = base[m, 1] + s_ * lx + c * ly
-            foot = np.stack([wx, wy], 1)
-            pts2 = np.concatenate([foot, foot + shift * hi[m, 2]]) if shift.any() else foot
-            hull = cv2.convexHull(pts2.astype(np.float32))[:, 0, :].astype(np.float64)
-            pc = world_to_cam.apply(np.column_stack([hull, np.zeros(len(hull))]))
-            if pc[:, 2].max() <= NEAR:
-                continue
-            if pc[:, 2].min() < NEAR:
-                pc = _clip_near(pc, NEAR)
-                if pc is None:
+        pts_all = np.round((np.clip(uv, -4 * tb.w, 4 * tb.w) - 0.5) * 16)
+        for q in np.flatnonzero(vis).tolist():
+            if zmin[q] < NEAR:
+                poly = _clip_near(pc[q], NEAR)
+                if poly is None:
                     continue
-            uv = pc[:, :2] / pc[:, 2:3]
-            uv = uv * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
-            if uv[:, 0].max() < 0 or uv[:, 0].min() >= tb.w or uv[:, 1].max() < 0 or uv[:, 1].min() >= tb.h:
-                continue
-            uv = np.clip(uv, -4 * tb.w, 4 * tb.w)
-            cv2.fillConvexPoly(mask, np.round((uv - 0.5) * 16).astype(np.int32), 1, cv2.LINE_AA, 4)
+                p2 = poly[:, :2] / poly[:, 2:3] * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
+                pts = np.round((np.clip(p2, -4 * tb.w, 4 * tb.w) - 0.5) * 16).astype(np.int32)
+            else:
+                pts = pts_all[q].astype(np.int32)
+            cv2.fillConvexPoly(mask, pts, 1, cv2.LINE_AA, 4)
             drawn = True
         if not drawn:
             return
