@@ -30,6 +30,7 @@ ROWS: list[tuple[str, str]] = [
     ("imkd", "+ L3: intensity-guided fusion (full IMKD)"),
     ("imkd_dens", "full IMKD, LiDAR-density intensity mask, foreground boost 20"),
 ]
+NO_TEACHER = ("teacher", "camera_only", "no_distill")  # rows that do not distil
 METRICS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
 
@@ -88,7 +89,7 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
     if variant != "teacher":
         for s in args.set:
             cmd += ["--set", s]
-    if teacher is not None and variant not in ("teacher", "camera_only", "no_distill"):  # distilled rows
+    if teacher is not None and variant not in NO_TEACHER:
         cmd += ["--teacher", str(teacher)]
     return cmd
 
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     s0 = args.seeds[0]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {}
-        if "teacher" in args.rows or any(r in args.rows for r in ("l1", "l1_l2", "imkd")):
+        if "teacher" in args.rows or any(r not in NO_TEACHER for r in args.rows):
             # the teacher (first seed) every distilled student learns from comes first; the
             # rows that need no teacher run beside it
             futures[("teacher", s0)] = pool.submit(run_one, args, "teacher", s0, train_root, val_root, None)
