@@ -67,6 +67,7 @@ class LidarSim:
         rad = np.linalg.norm(hi - lo, axis=1) / 2
         dist = np.linalg.norm(ctr - o, axis=1)
         cand = np.flatnonzero(dist - rad < spec.max_range)
+        cand = cand[np.argsort(dist[cand] - rad[cand], kind="stable")]  # near first: occluded rays prune early
         if len(cand):
             # Object bounding-box corners in the sensor frame -> azimuth / elevation windows.
             bits = np.array([[k & 1, (k >> 1) & 1, (k >> 2) & 1] for k in range(8)], bool)

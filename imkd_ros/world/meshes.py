@@ -197,9 +197,15 @@ def prop_mesh(kind: str, size: np.ndarray, color: np.ndarray, rng: np.random.Gen
         for f in range(floors):
             z0 = (f * 3.2 + 1.0) / size[2]
             z1 = min((f * 3.2 + 2.4) / size[2], 0.98)
-            # A window strip on each of the two long facades.
-            m.add(-0.507, -0.5, -0.45, 0.45, z0, z1, GLASS * 1.3, 0, 10)
-            m.add(0.5, 0.507, -0.45, 0.45, z0, z1, GLASS * 1.3, 0, 10)
+            # A window strip on each of the two long facades (+-y; the length runs along the road),
+            # standing 3 cm proud of the wall.
+            dy = 0.03 / max(float(size[0]), 0.1)
+            m.add(-0.47, 0.47, -0.5 - dy, -0.5, z0, z1, GLASS * 1.3, 0, 10)
+            m.add(-0.47, 0.47, 0.5, 0.5 + dy, z0, z1, GLASS * 1.3, 0, 10)
+            # and on the end walls
+            dx = 0.03 / max(float(size[1]), 0.1)
+            m.add(-0.5 - dx, -0.5, -0.4, 0.4, z0, z1, GLASS * 1.3, 0, 10)
+            m.add(0.5, 0.5 + dx, -0.4, 0.4, z0, z1, GLASS * 1.3, 0, 10)
     elif kind == "tree":
         m.add(-0.07, 0.07, -0.07, 0.07, 0.0, 0.45, np.array([90.0, 65, 40]), 0, 30)
         m.add(-0.5, 0.5, -0.5, 0.5, 0.35, 0.85, color, 0, 25)
