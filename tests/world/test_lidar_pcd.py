@@ -90,3 +90,40 @@ def test_radar_pcd_read_by_devkit(tmp_path):
     write_radar(str(path), np.zeros((0, 18)))
     assert RadarPointCloud.from_file(str(path)).points.shape == (18, 0)
     assert read_radar(str(path)).shape == (0, 18)
+
+
+def test_lidar_ranges_match_brute_force_ray_casting(scene_factory):
+    objs = [{"cls": c, "size": s, "xy": xy, "yaw": y} for c, s, xy, y in (
+        ("car", (1.9, 4.5, 1.5), (8.0, 3.0), 0.4),
+        ("bus", (2.9, 11.0, 3.4), (14.0, -4.0), -0.2),
+        ("pedestrian", (0.7, 0.7, 1.8), (-6.0, 2.0), 0.0),
+        ("trailer", (2.9, 12.0, 3.8), (-15.0, -3.0), 1.2),
+        ("traffic_cone", (0.4, 0.4, 1.0), (4.0, -2.0), 0.0),
+    )]
+    sc = scene_factory(objs)
+    rig = Rig.default()
+    sim = SceneSim(sc)
+    snap = sim.snapshot(0.5)
+    pts, own = LidarSim(sim, rig.lidar).sweep(snap, np.random.default_rng(3))
+    s2w = snap.ego @ rig.lidar.to_ego
+    o = s2w.translation
+    world = s2w.apply(pts[:, :3].astype(np.float64))
+    rng = np.random.default_rng(0)
+    sel = np.concatenate([rng.choice(np.flatnonzero(own >= 0), 150, replace=False),
+                          rng.choice(np.flatnonzero(own < 0), 50, replace=False)])
+    for i in sel:
+        d = world[i] - o
+        t_meas = np.linalg.norm(d)
+        d /= t_meas
+        best = -o[2] / d[2] if d[2] < 0 else np.inf
+        for p in range(len(snap.part_center)):
+            r = snap.part_axes[p]
+            ol = (o - snap.part_center[p]) @ r
+            dl = d @ r
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t1 = (-snap.part_half[p] - ol) / dl
+                t2 = (snap.part_half[p] - ol) / dl
+            tmin, tmax = np.nanmax(np.minimum(t1, t2)), np.nanmin(np.maximum(t1, t2))
+            if tmax >= tmin > 0.05:
+                best = min(best, tmin)
+        assert abs(best - t_meas) < 0.12, (i, best, t_meas)
