@@ -98,6 +98,18 @@ class Road:
         xy, _ = self.pose(s, lateral)
         return xy[::-1].copy() if reverse else xy
 
+    def lane_change_path(self, lat0: float, lat1: float, s_c: float, span: float, reverse: bool,
+                         step: float = 1.0) -> np.ndarray:
+        """A lane path moving from ``lat0`` to ``lat1`` around road coordinate ``s_c`` over ``span`` m
+        (smoothstep: the heading turns by a few degrees and back, like a real lane change)."""
+        s = np.arange(0.0, self.length + 1e-6, step)
+        u = np.clip((s - (s_c - span / 2)) / span, 0.0, 1.0)
+        if reverse:
+            u = 1.0 - u
+        lat = lat0 + (lat1 - lat0) * u * u * (3 - 2 * u)
+        xy, _ = self.pose(s, lat)
+        return xy[::-1].copy() if reverse else xy
+
     def lane_center(self, lane: int, direction: int) -> float:
         """Lateral offset of lane ``lane`` (0 = innermost) in ``direction`` (+1 along s, -1 against)."""
         return -direction * (lane + 0.5) * self.lane_width
@@ -413,6 +425,7 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
     ego_s0 = s_mid - (0.0 if stationary_ego else v0 * duration * 0.5)
     stop_at_intersection = road_type == "intersection" and not stationary_ego and rng.random() < 0.5
     ego_path = main.lane_path(ego_lat, reverse=False)
+    ego_lane_change = lanes > 1 and not stationary_ego and not stop_at_intersection and rng.random() < 0.12
     queue_sizes: list[np.ndarray] = []
     if stationary_ego:
         ego_speed = np.zeros_like(times)
@@ -433,6 +446,11 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
             events.append((t_ev + float(rng.uniform(2, 5)), 0.0))
         ego_speed = _speed_profile(times, v0, vmax_ego, events)
     ego_size = np.array([1.73, 4.08, 1.56])
+    if ego_lane_change:
+        t_c = float(rng.uniform(2.0, max(duration - 3.0, 2.5)))
+        ego_s_c = ego_s0 + float(np.sum(ego_speed[: int(t_c / DT_GRID)]) * DT_GRID)
+        ego_path = main.lane_change_path(ego_lat, main.lane_center(1 - ego_lane, +1), ego_s_c,
+                                         max(float(ego_speed.mean()), 3.0) * 4.0, reverse=False)
     ego = Agent("car", ego_size, ego_path, s0=float(ego_s0), speed=ego_speed, kind="ego")
     ego_s_t = ego_s0 + np.concatenate([[0.0], np.cumsum(ego_speed[:-1]) * DT_GRID])
     ego_s_range = (float(ego_s_t.min()), float(ego_s_t.max()))
@@ -486,7 +504,15 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
                     speed = ego_speed.copy()  # follow the ego at its speed: constant gap
                 else:
                     speed = _speed_profile(times, lane_v, lane_v, [])
-                b.add_moving(cls, path, to_path(s), speed, size=size, rider=cls == "motorcycle")
+                vpath = path
+                if lanes > 1 and cls in ("car", "motorcycle") and rng.random() < 0.12:
+                    # Lane change to the neighbouring lane some seconds into the scene.
+                    other = main.lane_center(1 - lane, direction)
+                    t_c = float(rng.uniform(1.0, max(duration - 2.0, 1.5)))
+                    span = lane_v * float(rng.uniform(3.0, 5.0))
+                    vpath = main.lane_change_path(lat, other, s + direction * lane_v * t_c, span,
+                                                  reverse=direction < 0)
+                b.add_moving(cls, vpath, to_path(s), speed, size=size, rider=cls == "motorcycle")
                 # Trucks sometimes tow a trailer.
                 if cls == "truck" and rng.random() < 0.25:
                     tsize = sample_size(rng, "trailer")
@@ -675,6 +701,8 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
         desc += ", ego waits at crossing"
     if stationary_ego:
         desc += ", ego parked"
+    if ego_lane_change:
+        desc += ", ego changes lane"
     scene = Scene(scene_name, condition, road_type, roads, ego, b.agents, props, duration, int(seed), desc)
     scene.finalize()
     _drop_collisions(scene)
