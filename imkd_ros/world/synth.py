@@ -5,7 +5,13 @@ cameras at 12 Hz, each camera triggered when the LiDAR beam crosses its optical 
 by up to 50 ms), so every sixth camera frame is the key frame; radars at ~13 Hz, free-running
 with their own phase, the sweep nearest each sample being its key frame. Every sensor firing
 gets its own ego pose. Key-frame images use an exact z-buffer at ``render_scale``; camera sweeps
-use a cheaper painter's-algorithm render at ``sweep_render_scale`` (or are skipped).
+use a cheaper painter's-algorithm render at ``sweep_render_scale`` (``exact_sweeps`` for the
+z-buffer there too), or are skipped (``camera_sweeps="none"``, likewise ``lidar_sweeps``).
+
+Output is a pure function of (seed, scene index, knobs): every random draw comes from a generator
+seeded by the sensor and frame it belongs to, tokens are hashes, so reruns and ``jobs > 1`` write
+identical bytes. Throughput on one core (bench_synth.py, 1600x900 images): ~1.4-1.75 key frames/s
+with every sensor and sweep, ~2.6 with key-frame images only (~10 MB per key frame, mostly LiDAR).
 """
 
 from __future__ import annotations
@@ -401,6 +407,7 @@ def _synthesize(cfg: SynthConfig) -> dict:
             stats["keyframes"] += syn.n_samples
     for j, name in enumerate(names):
         writer.splits["val" if j >= cfg.scenes - n_val else "train"].append(name)
+    stats["annotations"] = len(writer.tables["sample_annotation"])
     writer.finish()
     if bar is not None:
         bar.close()
@@ -438,8 +445,8 @@ def run_synth(args: argparse.Namespace) -> int:
     )
     os.makedirs(cfg.out, exist_ok=True)
     stats = synthesize(cfg)
-    print(f"wrote {cfg.scenes} scenes, {stats['keyframes']} key frames to {cfg.out} "
-          f"({stats['keyframes_per_s']:.2f} key frames/s)")
+    print(f"wrote {cfg.scenes} scenes, {stats['keyframes']} key frames, {stats['annotations']} annotations "
+          f"to {cfg.out} ({stats['keyframes_per_s']:.2f} key frames/s)")
     return 0
 
 
