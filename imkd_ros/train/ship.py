@@ -1,7 +1,7 @@
 """Ship the ablation's checkpoints: models/imkd_{teacher,student}_cpu.pt, models/MODEL_CARD.md and
 rendered predicted-vs-true pictures of held-out scenes in docs/images/.
 
-    python -m imkd_ros.train.ship --ablation runs/ablation --seed 0
+    python -m imkd_ros.train.ship --teacher-run runs/ship/teacher --student-run runs/ship/student
 """
 
 from __future__ import annotations
@@ -51,17 +51,16 @@ def render(student_path: Path, val_root: str, version: str, out_dir: Path, count
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ablation", default="runs/ablation")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher-run", default="runs/ship/teacher", help="imkd train --out of the teacher")
+    p.add_argument("--student-run", default="runs/ship/student", help="imkd train --out of the student")
     p.add_argument("--val-root", default="runs/data/synth_val")
     p.add_argument("--version", default="v1.0-synth")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--stride", type=int, default=21)
     args = p.parse_args(argv)
-    abl = Path(args.ablation)
     models = ROOT / "models"
-    pairs = {"teacher": (abl / f"teacher_s{args.seed}" / "teacher.pt", models / "imkd_teacher_cpu.pt"),
-             "student": (abl / f"imkd_s{args.seed}" / "student.pt", models / "imkd_student_cpu.pt")}
+    pairs = {"teacher": (Path(args.teacher_run) / "teacher.pt", models / "imkd_teacher_cpu.pt"),
+             "student": (Path(args.student_run) / "student.pt", models / "imkd_student_cpu.pt")}
     info = {}
     for kind, (src, dst) in pairs.items():
         data = torch.load(src, map_location="cpu", weights_only=True)
@@ -70,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((src.parent / "summary.json").read_text())
         tconf = json.loads((src.parent / "train_config.json").read_text())
         info[kind] = {"path": dst, "sha": sha256(dst), "size": dst.stat().st_size, "summary": summary,
-                      "train_config": tconf, "cmd": (src.parent / "train.log").read_text().splitlines()[0][2:]}
+                      "train_config": tconf, "cmd": (src.parent / "command.txt").read_text().strip()}
     imgs = render(pairs["student"][1], args.val_root, args.version, ROOT / "docs" / "images", args.images,
                   args.stride)
-    curve = abl / f"imkd_s{args.seed}" / "loss_curve.png"
+    curve = Path(args.student_run) / "loss_curve.png"
     if curve.exists():
         shutil.copyfile(curve, ROOT / "docs" / "images" / "imkd_student_cpu_loss.png")
     card = card_text(info, imgs)
@@ -116,7 +115,8 @@ def card_text(info: dict, imgs: list[Path]) -> str:
         "",
         "## Training",
         "",
-        f"Produced by `python -m imkd_ros.train.ablation` (docs/ablation.md), seed {tc['seed']}: teacher"
+        f"Same recipe as the full-IMKD row of docs/ablation.md (variant `{tc['variant']}`), longer, seed"
+        f" {tc['seed']}: teacher"
         f" {t['train_config']['epochs']} epochs, student {tc['epochs']} epochs, batch {tc['batch_size']},"
         f" AdamW lr {tc['lr']} one-cycle, grad clip {tc['grad_clip']}, BEV augmentation (rotation +-22.5 deg,"
         " scale 0.95-1.05, both flips) + image resize 0.9-1.1 / flip, one CPU thread. Commands:",
