@@ -18,7 +18,8 @@ mkdir -p runs/ship/teacher runs/ship/student
 [[ -f runs/ship/student/summary.json ]] ||
   "$PY" -m imkd_ros.cli train --variant imkd --teacher runs/ship/teacher/teacher.pt \
     --out runs/ship/student --epochs 10 "${common[@]}"
-echo "imkd train --variant teacher --out runs/ship/teacher --epochs 16 ${common[*]}" > runs/ship/teacher/command.txt
-echo "imkd train --variant imkd --teacher runs/ship/teacher/teacher.pt --out runs/ship/student --epochs 10 ${common[*]}" \
+q=$(printf '%q ' "${common[@]}")
+echo "imkd train --variant teacher --out runs/ship/teacher --epochs 16 $q" > runs/ship/teacher/command.txt
+echo "imkd train --variant imkd --teacher runs/ship/teacher/teacher.pt --out runs/ship/student --epochs 10 $q" \
   > runs/ship/student/command.txt
 "$PY" -m imkd_ros.train.ship --teacher-run runs/ship/teacher --student-run runs/ship/student
