@@ -55,7 +55,7 @@ def main() -> None:
 
     def row(name: str, fn: Callable[[], object], per: int = 1) -> None:
         med, best = timeit(fn, r)
-        print(f"  {name:<48s} {med:8.3f} ms  (min {best:.3f})" + (f"  = {med / per:.3f} ms/image" if per > 1 else ""))
+        print(f"  {name:<48s} {med:8.3f} ms  (min {best:.3f})" + (f"  = {med / per:.3f} ms each" if per > 1 else ""))
 
     print("raw sensor_msgs/Image -> RGB ndarray")
     for enc in ("rgb8", "bgr8", "rgba8"):
