@@ -239,12 +239,12 @@ def _agent_states(a: Agent, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     d = np.diff(a.path, axis=0)
     ps = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
     head = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
-    head = np.concatenate([head, head[-1:]])
     s = a.s0 + np.concatenate([[0.0], np.cumsum(a.speed[:-1]) * DT_GRID])
     x = np.interp(s, ps, a.path[:, 0])
     y = np.interp(s, ps, a.path[:, 1])
-    # Heading from the (smoothed) tangent; past the path end, keep the last heading.
-    h = np.interp(s, ps, head)
+    # Heading: each segment's direction at its midpoint, interpolated in between (a smooth tangent
+    # that lags the chord by at most half a segment); beyond the ends, the end headings.
+    h = np.interp(s, (ps[:-1] + ps[1:]) / 2, head)
     # Beyond the polyline ends np.interp clamps: extrapolate linearly instead.
     over = s > ps[-1]
     if np.any(over):
@@ -255,6 +255,26 @@ def _agent_states(a: Agent, times: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     # Velocity from the positions themselves, so it is consistent even where the path clamps.
     vel = np.gradient(xy, DT_GRID, axis=0)
     return xy, h + a.yaw_offset, vel
+
+
+def _right_turn_path(centre: np.ndarray, e_in: np.ndarray, w_in: float, w_out: float, t_arc: float,
+                     before: float = 120.0, after: float = 150.0) -> np.ndarray:
+    """Lane-0 path along ``e_in`` that turns right at a crossing centred at ``centre``.
+
+    The arc starts ``t_arc`` before the centre and ends in lane 0 of the other road, heading
+    ``e_in`` rotated by -90 degrees.
+    """
+    e_out = np.array([e_in[1], -e_in[0]])  # right of e_in
+    t_a = -t_arc
+    radius = -0.5 * w_out - t_a
+    start = centre + t_a * e_in + 0.5 * w_in * e_out
+    pre = start[None] + np.arange(-before, 0.0, 1.0)[:, None] * e_in[None]
+    phi = np.linspace(0.0, np.pi / 2, max(int(radius * np.pi), 8))  # ~0.5 m steps
+    c = start + radius * e_out
+    arc = c[None] - radius * np.cos(phi)[:, None] * e_out[None] + radius * np.sin(phi)[:, None] * e_in[None]
+    end = arc[-1]
+    post = end[None] + np.arange(1.0, after, 1.0)[:, None] * e_out[None]
+    return np.concatenate([pre, arc, post])
 
 
 def _speed_profile(times: np.ndarray, v0: float, vmax: float, events: list[tuple[float, float]]) -> np.ndarray:
@@ -538,6 +558,18 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
                         b.add_moving(cls, path, s, _speed_profile(times, lane_v, lane_v, []), size=size,
                                      rider=cls == "motorcycle")
                         s += size[1] + float(rng.exponential(25.0)) + 6.0
+                    if lane == 0 and rng.random() < 0.7:
+                        # A car turning right onto the main road (away from the waiting ego).
+                        e_in = (path[-1] - path[0]) / np.linalg.norm(path[-1] - path[0])
+                        centre = cross.xy[len(cross.xy) // 2]
+                        v = float(rng.uniform(4.0, 7.0))
+                        tpath = _right_turn_path(centre, e_in, cross.lane_width, main.lane_width,
+                                                 main.half_width + main.bike_width + 1.0)
+                        d = np.diff(tpath, axis=0)
+                        s_turn = float(np.argmin(np.linalg.norm(tpath - centre, axis=1)))
+                        s_turn = float(np.sum(np.hypot(d[: int(s_turn), 0], d[: int(s_turn), 1])))
+                        t_reach = float(rng.uniform(1.0, max(duration - 3.0, 1.5)))
+                        b.add_moving("car", tpath, max(s_turn - v * t_reach, 0.0), _speed_profile(times, v, v, []))
                 else:
                     # Queue of stopped vehicles before the stop line.
                     s = c_mid - main.half_width - 4.0

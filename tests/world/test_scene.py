@@ -45,7 +45,7 @@ def test_scene_plausibility(road):
             mov = speed > 1.0
             vdir = np.arctan2(vel[mov, 1], vel[mov, 0])
             err = np.abs((vdir - yaw[mov] + np.pi) % (2 * np.pi) - np.pi)
-            assert np.all(err < 0.2)
+            assert np.all(err < 0.08)
             attrs = sc.attributes(t)
             for k, a in enumerate(sc.agents):
                 if a.cls in ATTR_PREFIX:
