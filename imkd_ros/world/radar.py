@@ -108,7 +108,7 @@ class RadarSim:
             snr = rcs - 40.0 * np.log10(np.maximum(r_m, 1.0)) + 62.0
             p_det = 1.0 / (1.0 + np.exp(-snr / 3.0)) * (0.35 + 0.65 * nvis / np.maximum(ntot, 1)) * 0.95
             det = seen & (rng.random(na_) < p_det)
-            n_pts = 1 + rng.poisson(np.maximum(0.0, 0.25 * self.lengths[ag] * (1.0 - r_m / 80.0)))
+            n_pts = 1 + rng.poisson(np.maximum(0.0, 0.4 * self.lengths[ag] * (1.0 - r_m / 80.0)))
             # Keep n_pts random visible points per detected object (rank by a random key).
             key = rng.random(len(pts)) + np.where(vis & det[pid], 0.0, 10.0)
             order = np.lexsort((key, pid))
@@ -142,7 +142,7 @@ class RadarSim:
         # Static structures: poles, trees, building facades.
         pr = np.flatnonzero(cand[n_agents:] & (rmin[n_agents:] < spec.near_range))
         if len(pr):
-            lam = np.array([1.2 if self.prop_kind[j] in ("pole", "tree") else 3.0 for j in pr])
+            lam = np.array([2.0 if self.prop_kind[j] in ("pole", "tree") else 6.0 for j in pr])
             pts, pid = _outline_points(fp[pr], o, rng, rng.poisson(lam))
             d = pts - o
             rng_p = np.hypot(d[:, 0], d[:, 1])
@@ -162,7 +162,7 @@ class RadarSim:
                 GHOST.append(np.zeros(n, bool))
 
         # Clutter: weak stationary returns in the near and far beams; some invalid / ambiguous.
-        n_near, n_far = int(rng.poisson(8.0)), int(rng.poisson(3.0))
+        n_near, n_far = int(rng.poisson(14.0)), int(rng.poisson(5.0))
         nc = n_near + n_far
         far = np.arange(nc) >= n_near
         r = np.where(far, rng.uniform(spec.near_range, min(spec.far_range, 150.0), nc),
