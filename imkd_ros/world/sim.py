@@ -17,7 +17,7 @@ from imkd_ros.rig.geometry import Transform
 from imkd_ros.world.meshes import Mesh, build_mesh, prop_mesh
 from imkd_ros.world.scene import Road, Scene
 
-MAP_RES = 0.2  # m per ground-map pixel
+MAP_RES = 0.1  # m per ground-map pixel
 # Ground materials (LiDAR reflectivity classes), stored in the material raster.
 MAT_GRASS, MAT_SIDEWALK, MAT_ROAD, MAT_MARKING = 0, 1, 2, 3
 MATERIAL_REFLECT = np.array([28.0, 35.0, 12.0, 95.0])
