@@ -60,6 +60,11 @@ class _CamTables:
         tz = np.where(ground, -origin[2] / np.where(ground, dz, -1.0), np.inf)
         ground &= tz < 400.0  # ignore hits beyond the map / horizon band
         self.ground_idx = np.flatnonzero(ground.ravel())
+        # Level cameras: the ground is every pixel below the horizon row, one contiguous block;
+        # a slice assignment is much cheaper than fancy indexing.
+        g = self.ground_idx
+        contiguous = len(g) > 0 and g[-1] - g[0] + 1 == len(g)
+        self.ground_sel = slice(int(g[0]), int(g[-1]) + 1) if contiguous else g
         gp = origin[None, :2] + rays_ego.reshape(-1, 3)[self.ground_idx, :2] * tz.ravel()[self.ground_idx, None]
         self.ground_ego = gp  # (G, 2) ego-frame ground points
         self.ground_depth = tz.ravel()[self.ground_idx].astype(np.float32)  # optical depth = t (ray z = 1)
@@ -73,6 +78,7 @@ class _CamTables:
         self.sky8: dict[tuple, np.ndarray] = {}
         self.noise8: tuple[np.ndarray, np.ndarray] | None = None
         self.rain: np.ndarray | None = None
+        self.night_gain: np.ndarray | None = None
 
 
 class CameraSim:
@@ -143,21 +149,21 @@ class CameraSim:
         gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
         grgb = self.sim.ground_rgb(gxy)
         if fast:
-            img[tb.ground_idx] = grgb
+            img[tb.ground_sel] = grgb
         else:
             gcol = grgb.astype(np.float32)
             if cond == "rain":
                 gcol *= 0.72  # wet asphalt is darker
             if night:
-                gcol *= self._night_ground_light(tb, snap)[:, None]
-            img[tb.ground_idx] = gcol
+                gcol *= self._night_ground_light(tb, snap)
+            img[tb.ground_sel] = gcol
         img = img.reshape(h, w, 3)
         if cond != "night":
             self._shadows(img, tb, snap, world_to_cam, fast)
         depth = None
         if need_depth:
             depth = np.full(h * w, np.inf, np.float32)
-            depth[tb.ground_idx] = tb.ground_depth
+            depth[tb.ground_sel] = tb.ground_depth
             depth = depth.reshape(h, w)
 
         # --- objects ------------------------------------------------------------------------
@@ -264,13 +270,16 @@ class CameraSim:
             np.multiply(img, np.float32(factor), out=img, where=mask[..., None] > 0)
 
     def _night_ground_light(self, tb: _CamTables, snap: Snapshot) -> np.ndarray:
-        """Ego headlights and street lamps on the ground, as a per-ground-pixel gain."""
+        """Ego headlights on the ground, as a per-ground-pixel gain (fixed in the ego frame: cached)."""
+        if tb.night_gain is not None:
+            return tb.night_gain
         ge = tb.ground_ego
         x, y = ge[:, 0], ge[:, 1]
         cone = np.clip(1.0 - np.abs(y) / (0.35 * np.maximum(x, 0.1) + 1.0), 0, 1) * (x > 2.0)
         head = cone * np.clip(1.0 - x / 45.0, 0, 1) ** 1.5 * 0.9
         gain = 0.1 + head
-        return gain.astype(np.float32)
+        tb.night_gain = gain.astype(np.float32)[:, None]
+        return tb.night_gain
 
     def _rasterize(self, tb: _CamTables, snap: Snapshot, world_to_cam: Transform, cam_to_world: Transform,
                    exact: bool = True):
