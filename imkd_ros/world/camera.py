@@ -67,6 +67,7 @@ class _CamTables:
         self.ground_sel = slice(int(g[0]), int(g[-1]) + 1) if contiguous else g
         gp = origin[None, :2] + rays_ego.reshape(-1, 3)[self.ground_idx, :2] * tz.ravel()[self.ground_idx, None]
         self.ground_ego = gp  # (G, 2) ego-frame ground points
+        self.ground_ego32 = gp.astype(np.float32)
         self.ground_depth = tz.ravel()[self.ground_idx].astype(np.float32)  # optical depth = t (ray z = 1)
         # Elevation of each ray (for the sky gradient).
         norm = np.linalg.norm(rays_ego, axis=-1)
@@ -146,8 +147,8 @@ class CameraSim:
         fast = cond == "day"  # no per-pixel lighting: stay in uint8 (saturating OpenCV adds)
         img = tb.sky8[skey].copy() if fast else tb.sky[skey].copy()
         need_depth = keep_buffers or cond in ("fog", "rain")
-        gxy = tb.ground_ego @ snap.ego.rotation[:2, :2].T + snap.ego.translation[:2]
-        grgb = self.sim.ground_rgb(gxy)
+        # Ground pixels -> world xy, directly in map-pixel units (float32: 0.1 m cells, |xy| < 1 km).
+        grgb = self.sim.ground_rgb_from_ego(tb.ground_ego32, snap.ego)
         if fast:
             img[tb.ground_sel] = grgb
         else:
@@ -355,6 +356,8 @@ class CameraSim:
             # Painter's algorithm, far to near by face-centre distance.
             order = np.argsort(-np.linalg.norm(verts_cam.mean(1), axis=1))
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
+        a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
+        us, vs = tb.us, tb.vs
         for f in order.tolist():
             if clipped[f]:
                 uv = polys[f]
@@ -374,10 +377,11 @@ class CameraSim:
                 cv2.fillConvexPoly(face_buf, pts, f, cv2.LINE_8, 4)
                 continue
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillConvexPoly(mask, pts - np.array([16 * x0, 16 * y0], np.int32), 1, cv2.LINE_8, 4)
-            iz = (a_c[f] * tb.us[x0:x1])[None, :] + (b_c[f] * tb.vs[y0:y1] + c_c[f])[:, None]
+            cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, 4, (-16 * x0, -16 * y0))  # offset in 1/16 px
+            iz = us[x0:x1] * a_l[f] + (vs[y0:y1] * b_l[f] + c_l[f])[:, None]
             zb = invz[y0:y1, x0:x1]
-            win = (mask > 0) & (iz > zb)
+            win = mask.view(bool)
+            win &= iz > zb
             if win.any():
                 zb[win] = iz[win]
                 face_buf[y0:y1, x0:x1][win] = f

@@ -240,6 +240,20 @@ class SceneSim:
         iy = np.clip(((xy[:, 1] - self.map_origin[1]) * (1 / MAP_RES)).astype(np.int32), 0, h - 1)
         return self._rgb_flat[iy * w + ix]
 
+    def ground_rgb_from_ego(self, ego_xy32: np.ndarray, ego: Transform) -> np.ndarray:
+        """Colours of ego-frame ground points (float32 (N, 2)) with the ego at pose ``ego``."""
+        h, w = self.map_mat.shape
+        r = ego.rotation[:2, :2] / MAP_RES
+        t = (ego.translation[:2] - self.map_origin) / MAP_RES
+        m = np.vstack([r.T, t[None]]).astype(np.float32)  # (3, 2): [x y 1] @ m -> map pixels
+        ij = ego_xy32 @ m[:2]
+        ij += m[2]
+        ix = np.clip(ij[:, 0].astype(np.int32), 0, w - 1)
+        iy = np.clip(ij[:, 1].astype(np.int32), 0, h - 1)
+        iy *= w
+        iy += ix
+        return self._rgb_flat[iy]
+
     def ground_lookup(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2) world xy -> (N, 3) uint8 colour and (N,) material (outside the map: grass)."""
         ij = ((xy - self.map_origin) / MAP_RES).astype(np.int32)
