@@ -30,6 +30,12 @@ class LidarSim:
         for j, p in enumerate(sim.scene.props):
             if p.kind == "building":
                 self.part_end[n_agents + j] = sim.obj_part_start[n_agents + j] + 1
+        # Bounds of what the LiDAR sees of each object; single-box objects skip the part stage.
+        self.lo = np.array([sim.part_local[a:b][:, [0, 2, 4]].min(0) if b > a else np.zeros(3)
+                            for a, b in zip(sim.obj_part_start, self.part_end, strict=True)]).reshape(-1, 3)
+        self.hi = np.array([sim.part_local[a:b][:, [1, 3, 5]].max(0) if b > a else np.zeros(3)
+                            for a, b in zip(sim.obj_part_start, self.part_end, strict=True)]).reshape(-1, 3)
+        self.single = (self.part_end - sim.obj_part_start) == 1
         cond = sim.scene.condition
         self.drop = {"day": 0.03, "night": 0.03, "rain": 0.1, "fog": 0.15}[cond]
         self.atten = {"day": 0.0, "night": 0.0, "rain": 0.012, "fog": 0.03}[cond]  # 1/m extinction
@@ -59,7 +65,7 @@ class LidarSim:
         # Objects near enough: bounding box first, then its parts (all axis-aligned in the object frame).
         sim = self.sim
         base, oyaw = snap.obj_base, snap.obj_yaw
-        lo, hi = sim.obj_lo, sim.obj_hi
+        lo, hi = self.lo, self.hi
         ctr_local = (lo + hi) / 2
         c, s = np.cos(oyaw), np.sin(oyaw)
         ctr = base + np.column_stack([c * ctr_local[:, 0] - s * ctr_local[:, 1],
@@ -114,8 +120,16 @@ class LidarSim:
                     ok = (tmax >= tmin) & (tmax > 0.05) & (tmin < t_best[idx])
                     if not ok.any():
                         continue
-                    idx, inv = idx[ok], inv[ok]
                     p0, p1 = sim.obj_part_start[m], self.part_end[m]
+                    if self.single[m]:  # the box is the part: take the box hit directly
+                        idx = idx[ok]
+                        t_best[idx] = tmin[ok]
+                        refl[idx] = snap.part_reflect[p0]
+                        ax = np.argmax(np.minimum(t1, t2)[ok], axis=1)
+                        cosi[idx] = np.abs(dl[ok][np.arange(len(idx)), ax])
+                        owner[idx] = owner_code[m]
+                        continue
+                    idx, inv = idx[ok], inv[ok]
                     parts = sim.part_local[p0:p1]  # (P, 6) x0 x1 y0 y1 z0 z1
                     plo, phi = parts[:, [0, 2, 4]], parts[:, [1, 3, 5]]
                     t1 = (plo[None] - ol) * inv[:, None, :]  # (R, P, 3)
