@@ -353,8 +353,11 @@ class CameraSim:
         pts_all = np.round((safe - 0.5) * 16).astype(np.int32)
         order = np.argsort(nearest)  # front to back: fewer overwrites
         if not exact:
-            # Painter's algorithm, far to near by face-centre distance.
+            # Painter's algorithm, far to near by face-centre distance; sub-pixel faces of distant
+            # details (lights, wheels) are skipped (their object's body still covers the pixel).
             order = np.argsort(-np.linalg.norm(verts_cam.mean(1), axis=1))
+            span = (safe[..., 0].max(1) - safe[..., 0].min(1)) * (safe[..., 1].max(1) - safe[..., 1].min(1))
+            order = order[(span[order] >= 0.5) | clipped[order]]
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
         a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
         us, vs = tb.us, tb.vs
