@@ -205,9 +205,9 @@ class SceneSynthesizer:
                 progress.update(1)
         # Instances.
         for k, anns in tracks.items():
-            a = sc.agents[k]
+            agent = sc.agents[k]
             inst = w.token("instance", name, k)
-            cat = a.category or CLASS_TO_CATEGORY[a.cls]
+            cat = agent.category or CLASS_TO_CATEGORY[agent.cls]
             w.add("instance", {"token": inst, "category_token": w.category_token(cat), "nbr_annotations": len(anns),
                                "first_annotation_token": anns[0], "last_annotation_token": anns[-1]})
         w.add("scene", {"token": scene_token, "log_token": log_token, "nbr_samples": self.n_samples,
