@@ -148,7 +148,10 @@ class CameraSim:
         img = tb.sky8[skey].copy() if fast else tb.sky[skey].copy()
         need_depth = keep_buffers or cond in ("fog", "rain")
         # Ground pixels -> world xy, directly in map-pixel units (float32: 0.1 m cells, |xy| < 1 km).
-        grgb = self.sim.ground_rgb_from_ego(tb.ground_ego32, snap.ego)
+        if night:
+            grgb, glit = self.sim.ground_rgb_from_ego(tb.ground_ego32, snap.ego, night=True)
+        else:
+            grgb = self.sim.ground_rgb_from_ego(tb.ground_ego32, snap.ego)
         if fast:
             img[tb.ground_sel] = grgb
         else:
@@ -156,7 +159,9 @@ class CameraSim:
             if cond == "rain":
                 gcol *= 0.72  # wet asphalt is darker
             if night:
-                gcol *= self._night_ground_light(tb, snap)
+                # Lamp-lit ground (baked) plus the ego's headlights on the plain ground texture.
+                gcol *= self._night_ground_light(tb, snap) - np.float32(0.1)
+                gcol += glit
             img[tb.ground_sel] = gcol
         img = img.reshape(h, w, 3)
         if cond != "night":
@@ -404,7 +409,8 @@ class CameraSim:
             rel = snap.ego.inverse().apply(centers)
             x, y = rel[:, 0], rel[:, 1]
             cone = np.clip(1.0 - np.abs(y) / (0.35 * np.maximum(x, 0.1) + 1.5), 0, 1) * (x > 1.0)
-            lit = 0.1 + cone * np.clip(1.0 - x / 50.0, 0, 1) * 0.9 * (n_w[:, 0] * 0 + 1)
+            lit = 0.1 + cone * np.clip(1.0 - x / 50.0, 0, 1) * 0.9
+            lit = np.minimum(lit + self.sim.lamp_light(centers[:, :2]) * (0.6 + 0.4 * np.clip(n_w[:, 2], 0, 1)), 1.3)
             col = base * lit[:, None]
             col *= self.sim.camera_gain
             col[emis == 1] = (255, 250, 230)

@@ -70,6 +70,14 @@ class SceneSim:
         self.camera_gain = gain.astype(np.float32)
         self.map_rgb = np.clip(self.map_rgb * self.camera_gain, 0, 255).astype(np.uint8)
         self._rgb_flat = self.map_rgb.reshape(-1, 3)
+        # Street lamps (the pole props' lamp heads): at night they light pools on the ground and
+        # the objects near them; the lit ground is baked into a second map.
+        lamps = [p.center[:2] + np.array([np.sin(p.yaw), -np.cos(p.yaw)]) * 1.25 for p in scene.props
+                 if p.kind == "pole"]
+        self.lamps = np.array(lamps).reshape(-1, 2)
+        self._night_flat = None
+        if scene.condition == "night":
+            self._night_flat = self._bake_night_map().reshape(-1, 3)
 
     # --- geometry ----------------------------------------------------------------------------------
     def _build_parts(self) -> None:
@@ -240,8 +248,10 @@ class SceneSim:
         iy = np.clip(((xy[:, 1] - self.map_origin[1]) * (1 / MAP_RES)).astype(np.int32), 0, h - 1)
         return self._rgb_flat[iy * w + ix]
 
-    def ground_rgb_from_ego(self, ego_xy32: np.ndarray, ego: Transform) -> np.ndarray:
-        """Colours of ego-frame ground points (float32 (N, 2)) with the ego at pose ``ego``."""
+    def ground_rgb_from_ego(self, ego_xy32: np.ndarray, ego: Transform, night: bool = False) -> np.ndarray:
+        """Colours of ego-frame ground points (float32 (N, 2)) with the ego at pose ``ego``.
+
+        ``night``: also the lamp-lit night ground, as a second (N, 3) array."""
         h, w = self.map_mat.shape
         r = ego.rotation[:2, :2] / MAP_RES
         t = (ego.translation[:2] - self.map_origin) / MAP_RES
@@ -252,7 +262,30 @@ class SceneSim:
         iy = np.clip(ij[:, 1].astype(np.int32), 0, h - 1)
         iy *= w
         iy += ix
+        if night and self._night_flat is not None:
+            return self._rgb_flat[iy], self._night_flat[iy]
         return self._rgb_flat[iy]
+
+    def _bake_night_map(self) -> np.ndarray:
+        """Ground under moonlight plus lamp pools (computed on a 1 m grid, upsampled)."""
+        h, w = self.map_mat.shape
+        step = int(round(1.0 / MAP_RES))
+        gh, gw = h // step + 1, w // step + 1
+        gy, gx = np.mgrid[0:gh, 0:gw].astype(np.float32)
+        gx = self.map_origin[0] + gx * step * MAP_RES
+        gy = self.map_origin[1] + gy * step * MAP_RES
+        gain = np.full((gh, gw), 0.1, np.float32)
+        for lx, ly in self.lamps:
+            gain += 1.1 * np.exp(-((gx - lx) ** 2 + (gy - ly) ** 2) / (2 * 6.0**2))
+        gain = cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.clip(self.map_rgb * np.minimum(gain, 1.2)[..., None], 0, 255).astype(np.uint8)
+
+    def lamp_light(self, xy: np.ndarray) -> np.ndarray:
+        """(N,) night illumination of points at world ``xy`` from the street lamps."""
+        if len(self.lamps) == 0:
+            return np.zeros(len(xy))
+        d2 = ((xy[:, None, :] - self.lamps[None]) ** 2).sum(-1)
+        return 1.1 * np.exp(-d2 / (2 * 7.0**2)).sum(1)
 
     def ground_lookup(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, 2) world xy -> (N, 3) uint8 colour and (N,) material (outside the map: grass)."""
