@@ -25,9 +25,10 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-scale", type=float, default=1.0,
                    help="camera resolution factor (1.0 = 1600x900; intrinsics scaled to match)")
     p.add_argument("--render-scale", type=float, default=0.5,
-                   help="internal render resolution of key-frame images relative to the image size")
+                   help="internal render resolution of key-frame images, relative to 1600x900 (capped at the "
+                        "image size; the image is upsampled from it)")
     p.add_argument("--sweep-render-scale", type=float, default=0.25,
-                   help="internal render resolution of camera sweeps (painter's algorithm)")
+                   help="internal render resolution of camera sweeps, relative to 1600x900")
     p.add_argument("--camera-sweeps", choices=("full", "none"), default="full",
                    help="write the 12 Hz camera sweeps, or key-frame images only")
     p.add_argument("--exact-sweeps", action="store_true",

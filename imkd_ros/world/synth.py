@@ -49,7 +49,7 @@ class SynthConfig:
     version: str = "v1.0-synth"
     scene_seconds: float = 20.0
     image_scale: float = 1.0
-    render_scale: float = 0.5
+    render_scale: float = 0.5  # internal render width / 1600 px (capped at the image size)
     sweep_render_scale: float = 0.25
     camera_sweeps: str = "full"  # full | none (key-frame images only)
     lidar_sweeps: str = "full"  # full | none (key-frame LiDAR only)
@@ -226,7 +226,10 @@ class SceneSynthesizer:
         t0 = time.perf_counter()
         if e.channel.startswith("CAM"):
             cam = self.rig.camera(e.channel)
-            scale = cfg.render_scale if e.key else cfg.sweep_render_scale
+            # Render scales are relative to the full 1600x900 sensor: small images (--image-scale)
+            # are rendered at their own resolution rather than upsampled from a tinier render.
+            rel = cfg.render_scale if e.key else cfg.sweep_render_scale
+            scale = min(1.0, rel / cfg.image_scale)
             result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps)
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
