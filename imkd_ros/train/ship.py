@@ -34,7 +34,16 @@ def render(student_path: Path, val_root: str, version: str, out_dir: Path, count
     from imkd_ros.train.metrics import predict
 
     frames = read_frames(DataSpec(val_root, version=version, image_downscale=1), progress=False)
-    frames = frames[::stride][:count]
+    picked, seen = [], set()
+    for f in frames[stride // 2::stride] + frames:  # one frame per condition first, then any
+        key = f.meta.get("condition") if len(seen) < count else None
+        if key is not None and key in seen or any(f is q for q in picked):
+            continue
+        seen.add(key)
+        picked.append(f)
+        if len(picked) == count:
+            break
+    frames = picked
     model = load_student(student_path)
     preds = predict(model, frames, model.cfg, batch_size=1)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-root", default="runs/data/synth_val")
     p.add_argument("--version", default="v1.0-synth")
     p.add_argument("--images", type=int, default=3)
-    p.add_argument("--stride", type=int, default=21)
+    p.add_argument("--stride", type=int, default=8)
     args = p.parse_args(argv)
     models = ROOT / "models"
     pairs = {"teacher": (Path(args.teacher_run) / "teacher.pt", models / "imkd_teacher_cpu.pt"),
