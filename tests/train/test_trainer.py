@@ -101,3 +101,14 @@ def test_ddp_two_gloo_ranks_end_identical(tiny_yaml, teacher_ckpt, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
     summary = yaml.safe_load((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2  # 8 frames / (2 ranks x batch 2)
+
+
+@pytest.mark.gpu
+def test_cuda_amp_run(tiny_yaml, teacher_ckpt, tmp_path):
+    """fp16 autocast + GradScaler on one GPU: a distilled student trains to finite losses."""
+    summary = train(_tc(tiny_yaml, tmp_path, variant="imkd", teacher_ckpt=teacher_ckpt, epochs=1,
+                        device="cuda", amp="on"))
+    assert summary["steps"] == 2
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").read_text().splitlines()))
+    assert all(float(r["loss"]) == float(r["loss"]) for r in rows)  # not NaN
+    assert load_student(tmp_path / "student.pt") is not None
