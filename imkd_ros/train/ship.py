@@ -1,7 +1,8 @@
 """Ship the ablation's checkpoints: models/imkd_{teacher,student}_cpu.pt, models/MODEL_CARD.md and
 rendered predicted-vs-true pictures of held-out scenes in docs/images/.
 
-    python -m imkd_ros.train.ship --teacher-run runs/ship/teacher --student-run runs/ship/student
+    python -m imkd_ros.train.ship --teacher-run runs/ablation_long/teacher_s0 \
+        --student-run runs/ablation_long/imkd_s0
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ def sha256(path: Path) -> str:
 def _metrics_line(v: dict) -> str:
     keys = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
     return "| " + " | ".join(f"{v[k]:.3f}" if v.get(k) is not None else "-" for k in keys) + " |"
+
+
+def _command(run: Path) -> str:
+    """The command that produced a run: command.txt, else the first line of the driver's train.log."""
+    if (run / "command.txt").exists():
+        return (run / "command.txt").read_text().strip()
+    return (run / "train.log").read_text().splitlines()[0].removeprefix("$ ")
 
 
 def render(student_path: Path, val_root: str, version: str, out_dir: Path, count: int, stride: int) -> list[Path]:
@@ -60,8 +68,8 @@ def render(student_path: Path, val_root: str, version: str, out_dir: Path, count
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--teacher-run", default="runs/ship/teacher", help="imkd train --out of the teacher")
-    p.add_argument("--student-run", default="runs/ship/student", help="imkd train --out of the student")
+    p.add_argument("--teacher-run", default="runs/ablation_long/teacher_s0", help="imkd train --out of the teacher")
+    p.add_argument("--student-run", default="runs/ablation_long/imkd_s0", help="imkd train --out of the student")
     p.add_argument("--val-root", default="runs/data/synth_val")
     p.add_argument("--version", default="v1.0-synth")
     p.add_argument("--images", type=int, default=3)
@@ -77,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(src, dst)
         summary = json.loads((src.parent / "summary.json").read_text())
         tconf = json.loads((src.parent / "train_config.json").read_text())
-        info[kind] = {"path": dst, "sha": sha256(dst), "size": dst.stat().st_size, "summary": summary,
-                      "train_config": tconf, "cmd": (src.parent / "command.txt").read_text().strip()}
+        info[kind] = {"run": str(src.parent), "path": dst, "sha": sha256(dst), "size": dst.stat().st_size,
+                      "summary": summary, "train_config": tconf, "cmd": _command(src.parent)}
     imgs = render(pairs["student"][1], args.val_root, args.version, ROOT / "docs" / "images", args.images,
                   args.stride)
     curve = Path(args.student_run) / "loss_curve.png"
@@ -88,6 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     (models / "MODEL_CARD.md").write_text(card)
     print(card)
     return 0
+
+
+def _comparison(info: dict) -> list[str]:
+    """Same-budget comparison rows from the ablation's results.json next to the student run."""
+    path = Path(info["student"]["run"]).parent / "results.json"
+    if not path.exists():
+        return ["Same split, same budget, other rows: docs/ablation.md."]
+    res = json.loads(path.read_text())
+    out = ["Same split, same budget, mean of the ablation's seeds (docs/ablation.md):", ""]
+    for v, label in (("no_distill", "camera + radar student without distillation"),
+                     ("camera_only", "camera-only student")):
+        runs = [r["val"] for r in res.get(v, []) if r and "val" in r]
+        if runs:
+            nds = sum(r["NDS"] for r in runs) / len(runs)
+            m = sum(r["mAP"] for r in runs) / len(runs)
+            out.append(f"- {label}: NDS {nds:.3f}, mAP {m:.3f} ({len(runs)} seeds)")
+    return out
 
 
 def card_text(info: dict, imgs: list[Path]) -> str:
@@ -124,8 +149,8 @@ def card_text(info: dict, imgs: list[Path]) -> str:
         "",
         "## Training",
         "",
-        f"Same recipe as the full-IMKD row of docs/ablation.md (variant `{tc['variant']}`), longer, seed"
-        f" {tc['seed']}: teacher"
+        f"The seed-{tc['seed']} LiDAR teacher and full-IMKD student (variant `{tc['variant']}`) of the main"
+        f" table of docs/ablation.md: teacher"
         f" {t['train_config']['epochs']} epochs, student {tc['epochs']} epochs, batch {tc['batch_size']},"
         f" AdamW lr {tc['lr']} one-cycle, grad clip {tc['grad_clip']}, BEV augmentation (rotation +-22.5 deg,"
         " scale 0.95-1.05, both flips) + image resize 0.9-1.1 / flip, one CPU thread. Commands:",
@@ -146,6 +171,8 @@ def card_text(info: dict, imgs: list[Path]) -> str:
         "|---|---|---|---|---|---|---|---|",
         "| teacher (LiDAR) " + _metrics_line(t["summary"]["val"]),
         "| student (camera + radar) " + _metrics_line(s["summary"]["val"]),
+        "",
+        *_comparison(info),
         "",
         "These are tiny-budget CPU models on a synthetic world: a pipeline and integration",
         "artefact, not a nuScenes-quality detector. Retrain on a GPU with the `paper` config for real use.",
