@@ -50,8 +50,9 @@ def subscribe_outputs(collector) -> None:
     collector.subscribe("/diagnostics", DiagnosticArray)
 
 
-def play_and_wait(start_node, node, bag: Path, rate: float, topics: list[str] | None = None, timeout: float = 180):
-    args = [str(bag), "--rate", str(rate), "--wait-for-subscribers", "/cam_front/image_raw/compressed"]
+def play_and_wait(start_node, node, bag: Path, rate: float, topics: list[str] | None = None, timeout: float = 180,
+                  wait_for: tuple[str, ...] = ()):
+    args = [str(bag), "--rate", str(rate), "--wait-for-subscribers", "/cam_front/image_raw/compressed", *wait_for]
     if topics:
         args += ["--topics", *topics]
     player = start_node("imkd_ros.ros.player", args=args, name="player")
@@ -195,7 +196,8 @@ def test_node_with_shipped_model_finds_the_ground_truth(start_node, collector, s
     collector.subscribe("/ground_truth/objects", Object3DArray)
     node = start_detector(start_node, SHIPPED, "-p", "pending_frames:=16")
     collector.wait_for_publishers(f"{NS}/objects", timeout=60)
-    play_and_wait(start_node, node, bag, rate=0.5)
+    # the player starts only once the collector is matched on the GT topic too (volatile QoS)
+    play_and_wait(start_node, node, bag, rate=0.5, wait_for=("/ground_truth/objects",))
     wait_quiet(collector, f"{NS}/objects")
     preds = {time_to_ns(m.header.stamp): object3d_array_to_boxes(m) for m in collector.received(f"{NS}/objects")}
     gts = {time_to_ns(m.header.stamp): object3d_array_to_boxes(m) for m in collector.received("/ground_truth/objects")}
