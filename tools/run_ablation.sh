@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 "$PY" -m imkd_ros.train.ablation --out runs/ablation --jobs 2 \
   --rows teacher camera_only no_distill l1 l1_l2 imkd imkd_dens
-"$PY" -m imkd_ros.train.ablation --out runs/ablation_long --epochs 10 --teacher-epochs 16 --jobs 3 \
+"$PY" -m imkd_ros.train.ablation --out runs/ablation_long --epochs 10 --teacher-epochs 16 --jobs 3 --seeds 0 1 2 \
   --rows camera_only no_distill l1 l1_l2 imkd
 [[ "${SHIP:-1}" == 1 ]] || exit 0
 "$PY" -m imkd_ros.train.ship --teacher-run runs/ablation_long/teacher_s0 --student-run runs/ablation_long/imkd_s0
