@@ -105,7 +105,8 @@ def _comparison(info: dict) -> list[str]:
         return ["Same split, same budget, other rows: docs/ablation.md."]
     res = json.loads(path.read_text())
     out = ["Same split, same budget, mean of the ablation's seeds (docs/ablation.md):", ""]
-    for v, label in (("no_distill", "camera + radar student without distillation"),
+    for v, label in (("imkd", "full IMKD student, this recipe (the shipped seed was fixed before training)"),
+                     ("no_distill", "camera + radar student without distillation"),
                      ("camera_only", "camera-only student")):
         runs = [r["val"] for r in res.get(v, []) if r and "val" in r]
         if runs:
