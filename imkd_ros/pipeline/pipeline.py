@@ -8,7 +8,6 @@ brings radar sweeps into the keyframe ego frame, runs the detector and filters t
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,15 +96,6 @@ class DetectorPipeline:
         cam_to_ego = self.tf.lookup(self.config.base_frame, cam.frame_id, cam.stamp_ns)
         return k, cam_to_ego
 
-    @staticmethod
-    def _calib_key(intrinsics: np.ndarray, cam_to_ego: np.ndarray, valid: np.ndarray, sizes: list) -> str:
-        h = hashlib.sha1()
-        h.update(np.round(intrinsics, 4).tobytes())
-        h.update(np.round(cam_to_ego, 5).tobytes())
-        h.update(valid.tobytes())
-        h.update(repr(sizes).encode())
-        return h.hexdigest()[:16]
-
     # -- one keyframe ------------------------------------------------------------------------
     def build_frame(self, inp: KeyframeInput) -> tuple[Frame, list[str]]:
         n = len(CAMERA_NAMES)
@@ -159,7 +149,6 @@ class DetectorPipeline:
         radar, bad = merge_sweeps(usable, inp.stamp_ns, base_from_sensor, key_from_base_at)
         self.counters["radar_points_nonfinite"] += bad
 
-        sizes = [img.shape for img in images]
         frame = Frame(
             timestamp_us=inp.stamp_ns // 1000,
             images=images,
@@ -168,7 +157,7 @@ class DetectorPipeline:
             camera_valid=valid,
             radar=radar,
             gt=inp.gt,
-            meta={**inp.meta, "calib_key": self._calib_key(intrinsics, cam_to_ego, valid, sizes)},
+            meta=dict(inp.meta),  # the model's GeometryCache keys the calibration itself
         )
         return frame, sorted(set(missing), key=CAMERA_NAMES.index)
 

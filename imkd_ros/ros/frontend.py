@@ -217,7 +217,7 @@ class DetectionFrontend:
         k[:, :2, :] /= r
         frame = Frame(timestamp_us=0, images=images, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
                       camera_valid=np.ones(len(images), bool), radar=np.zeros((0, 8), np.float32),
-                      meta={"calib_key": "warmup"})
+                      meta={"warmup": True})
         t0 = time.perf_counter()
         self.detector.detect(frame)
         return time.perf_counter() - t0
