@@ -101,7 +101,7 @@ def test_torch_extension_builds_with_cuda_torch(tmp_path: Path, monkeypatch: pyt
 
     if torch.version.cuda is None:
         pytest.skip(f"torch {torch.__version__} is a CPU-only build: cpp_extension refuses CUDA sources")
-    from imkd_ros.runtime import cuda_kernels
+    from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", os.environ.get("TORCH_CUDA_ARCH_LIST", "8.6;8.7;8.9;9.0"))

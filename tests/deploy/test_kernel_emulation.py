@@ -16,7 +16,7 @@ import torch
 
 from imkd_ros.ops import BevGrid, bev_pool_naive, compute_bev_pool_geometry
 from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
-from imkd_ros.runtime.cuda_kernels import CSRC_DIR, feat_grad_plan
+from imkd_ros.ops.bev_pool_cuda import CSRC_DIR, feat_grad_plan
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")

@@ -28,9 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CSRC_DIR = Path(__file__).resolve().parents[1] / "ops" / "csrc"
+CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 KERNEL_SOURCE = CSRC_DIR / "bev_pool_kernel.cu"
 BINDING_SOURCE = CSRC_DIR / "bev_pool_torch.cpp"
+TRT_PLUGIN_SOURCE = CSRC_DIR / "bev_pool_trt_plugin.cpp"  # IPluginV3 imkd::BevPool (TensorRT >= 10)
 EXTENSION_NAME = "imkd_bev_pool_cuda"
 THREADS = 256  # block size used by every launcher (matches kThreads in the .cu)
 
