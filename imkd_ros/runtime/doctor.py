@@ -18,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -45,8 +44,8 @@ def _version(module: str) -> str | None:
 
 
 def environment() -> list[Check]:
-    from imkd_ros.runtime.base import cuda_status, tensorrt_status
     from imkd_ros.ops.bev_pool_cuda import find_nvcc
+    from imkd_ros.runtime.base import cuda_status, tensorrt_status
 
     out = [Check("python", "info", platform.python_version()),
            Check("torch", "info", f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})")]

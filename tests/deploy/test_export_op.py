@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-import pytest
 import torch
 
 from imkd_ros.export import onnx_ops

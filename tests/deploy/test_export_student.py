@@ -12,8 +12,8 @@ import torch
 from imkd_ros.export import onnx_ops
 from imkd_ros.export.exporter import count_bev_pool_nodes, export_onnx, onnx_max_abs_diff, save_pt2
 from imkd_ros.export.student import student_spec
-from imkd_ros.model.student_io import GEOMETRY_INPUTS, MODEL_INPUTS, StudentInputs, example_inputs
 from imkd_ros.model import Student, load_config
+from imkd_ros.model.student_io import GEOMETRY_INPUTS, MODEL_INPUTS, StudentInputs, example_inputs
 
 
 @pytest.fixture(scope="module")
