@@ -179,13 +179,14 @@ bev_pool_op.register_autograd(_backward, setup_context=_setup_context)
 
 def bev_pool(depth: Tensor, feat: Tensor, ranks_depth: Tensor, ranks_feat: Tensor, ranks_bev: Tensor,
              interval_starts: Tensor, interval_lengths: Tensor, batch: int, bev_h: int, bev_w: int) -> Tensor:
-    """``imkd::bev_pool`` with depth cast to feat's dtype first.
+    """``imkd::bev_pool``; an fp16 feat gets its depth cast to fp16 first.
 
-    Under autocast the depth softmax comes out fp32 and the context fp16; the ONNX node, the
+    Under fp16 autocast the depth softmax comes out fp32 and the context fp16; the ONNX node, the
     TensorRT plugin and the CUDA kernels take one float type for both (fp16 I/O, fp32
-    accumulation inside), so the cast is made here, visibly, in the traced graph.
+    accumulation inside), so the cast is made here, visibly, in the traced graph. Other mixes
+    (e.g. bf16 training on CPU) go to the op as they are: its CPU kernel computes in fp32.
     """
-    if depth.dtype != feat.dtype:
+    if feat.dtype == torch.float16 and depth.dtype != feat.dtype:
         depth = depth.to(feat.dtype)
     return bev_pool_op(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts,
                        interval_lengths, batch, bev_h, bev_w)

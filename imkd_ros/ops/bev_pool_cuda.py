@@ -1,18 +1,20 @@
-"""The bev_pool CUDA kernel from Python: torch extension registration, PTX build, CuPy path.
+"""The bev_pool CUDA kernel and its builds: torch extension, PTX/cubin, CuPy, TensorRT plugin.
 
-Three ways to reach imkd_ros/ops/csrc/bev_pool_kernel.cu:
+One source, imkd_ros/ops/csrc/bev_pool_kernel.cu, reached four ways:
 
 * ``register_cuda_kernels()``: builds the torch extension with ``cpp_extension.load`` (needs a
   CUDA build of torch, nvcc and a GPU) and registers it as the CUDA kernel of ``imkd::bev_pool``
   and ``imkd::bev_pool_backward``; autograd / fake / export registrations stay those of
   imkd_ros/ops/bev_pool.py, so ``torch.ops.imkd.bev_pool`` on CUDA tensors runs the kernel.
-* ``build_ptx()``: nvcc -> PTX for one architecture (what the TensorRT AOT plugin embeds).
+* ``build_ptx()``: nvcc -> PTX / cubin for one architecture.
 * ``CupyBevPool``: loads the PTX/cubin (or compiles the source with NVRTC) through
   ``cupy.RawModule`` to check the kernel on a GPU box without TensorRT or a torch extension.
+* the TensorRT plugin library ``libimkd_trt_plugins.so`` = the .cu + ``bev_pool_trt_plugin.cpp``
+  (IPluginV3), built by tools/build_cuda.sh and loaded by imkd_ros/runtime/trt_plugins.py.
 
 UNVERIFIED: nothing here has run on a GPU (the development machine has none). The kernel logic
-is checked on the CPU by tests/deploy/test_kernel_emulation.py, which compiles the same .cu with
-g++ and CUDA built-ins emulated; the launch/registration code is written to the documented APIs.
+is checked on the CPU by tests/deploy/test_kernel_emulation.py (the same .cu with CUDA built-ins
+emulated) and the plugin by tests/deploy/test_trt_plugin.py; tools/gpu_validate.py is the GPU run.
 """
 
 from __future__ import annotations

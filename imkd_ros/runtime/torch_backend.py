@@ -1,6 +1,6 @@
 """PyTorch backends: CPU (fp32) and CUDA (fp32 / fp16 autocast, optional CUDA graph).
 
-On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/runtime/cuda_kernels)
+On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/ops/bev_pool_cuda.py)
 when the extension builds; otherwise the op's generic torch implementation runs on the GPU and
 ``kernel_note`` says why. The CUDA graph path captures the whole network for fixed input shapes
 and falls back to eager (logged) when the model has an op that cannot be captured.
