@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 extern "C" void emu_forward(int dtype, int dense, const void* depth, const void* feat, const int32_t* rd,
@@ -48,6 +49,38 @@ Dims dims(std::initializer_list<int64_t> v) {
   for (int64_t x : v) d.d[i++] = x;
   return d;
 }
+
+// IDimensionExpr / IExprBuilder are thin wrappers over apiv implementation classes; these fakes
+// hold constants only (all the plugin's output shape needs).
+struct FakeDimImpl : apiv::VDimensionExpr {
+  int64_t value = 0;
+  bool isConstant() const override { return true; }
+  int64_t getConstantValue() const override { return value; }
+  bool isSizeTensor() const override { return false; }
+};
+struct FakeDim : IDimensionExpr {
+  FakeDimImpl impl;
+  explicit FakeDim(int64_t v) {
+    impl.value = v;
+    mImpl = &impl;
+  }
+};
+struct FakeBuilderImpl : apiv::VExprBuilder {
+  std::vector<std::unique_ptr<FakeDim>> made;
+  IDimensionExpr const* constant(int64_t v) override {
+    made.emplace_back(new FakeDim(v));
+    return made.back().get();
+  }
+  IDimensionExpr const* operation(DimensionOperation, IDimensionExpr const&, IDimensionExpr const&) override {
+    return nullptr;
+  }
+  IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
+    return nullptr;
+  }
+};
+struct FakeBuilder : IExprBuilder {
+  explicit FakeBuilder(apiv::VExprBuilder* impl) { mImpl = impl; }
+};
 
 int fail(char* msg, int code, char const* what) {
   std::snprintf(msg, 256, "%s", what);
@@ -121,6 +154,23 @@ extern "C" int harness_run(int dtype, const void* depth, const void* feat, const
   probe[0].desc.type = DataType::kINT8;
   if (build->supportsFormatCombination(0, probe, 7, 1)) return fail(msg, -13, "must refuse int8 data");
   if (build->configurePlugin(dyn, 7, dyn + 7, 1) != 0) return fail(msg, -14, "configurePlugin");
+
+  FakeBuilderImpl builder_impl;
+  FakeBuilder builder(&builder_impl);
+  FakeDim cdim(c), other(7);
+  DimsExprs in_exprs[7]{};
+  for (int i = 0; i < 7; ++i) {
+    in_exprs[i].nbDims = shapes[i].nbDims;
+    for (int j = 0; j < shapes[i].nbDims; ++j) in_exprs[i].d[j] = &other;
+  }
+  in_exprs[1].d[3] = &cdim;
+  DimsExprs out_exprs[1]{};
+  if (build->getOutputShapes(in_exprs, 7, nullptr, 0, out_exprs, 1, builder) != 0 || out_exprs[0].nbDims != 4)
+    return fail(msg, -24, "getOutputShapes");
+  if (!out_exprs[0].d[0]->isConstant() || out_exprs[0].d[0]->getConstantValue() != batch ||
+      out_exprs[0].d[1]->getConstantValue() != bev_h || out_exprs[0].d[2]->getConstantValue() != bev_w ||
+      out_exprs[0].d[3] != &cdim)
+    return fail(msg, -25, "output shape must be (batch, bev_h, bev_w, feat channels)");
 
   void const* ins[7] = {depth, feat, rd, rf, rb, st, ln};
   void* outs[1] = {out};
