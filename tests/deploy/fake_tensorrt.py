@@ -7,6 +7,7 @@ to do (flags, profile shapes, plugin loading order). TensorRT's own behaviour is
 
 from __future__ import annotations
 
+import importlib.machinery
 import types
 from enum import IntEnum
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 class FakeTensorRT(types.ModuleType):
     def __init__(self, version: str = "10.3.0") -> None:
         super().__init__("tensorrt")
+        self.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)  # find_spec() callers
         self.__version__ = version
         self.calls: list[tuple[str, Any]] = []
         self.loaded_libraries: list[str] = []

@@ -188,3 +188,20 @@ def test_fp16_onnx_keeps_index_math_fp32(student_onnx: Path) -> None:
     inputs = {i.name: i.type.tensor_type.elem_type for i in g.input}
     assert inputs["images"] == tp.FLOAT16
     assert all(inputs[k] == tp.FLOAT for k in ("intrinsics", "cam_to_ego", "img_aug", "radar"))
+
+
+def test_export_engine_command_through_the_fake(lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """`imkd export --format engine --op-only`: ONNX -> runtime engine cache -> engine file."""
+    from imkd_ros.cli import main
+
+    fake = fake_tensorrt.install(monkeypatch)
+    monkeypatch.setenv("IMKD_TRT_PLUGIN_LIB", str(lib))
+    monkeypatch.setattr(engine_mod, "current_target", lambda version, device=0: ORIN)
+    out = tmp_path / "op.engine"
+    rc = main(["export", "--format", "engine", "--op-only", "--no-check", "--precision", "fp16",
+               "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert out.read_bytes() == b"FAKE-ENGINE" and fake.parsed == [str(out.with_suffix(".onnx"))]
+    assert main(["export", "--format", "engine", "--precision", "int8", "--out", str(out)]) == 2
+    assert "explicitly quantized" in capsys.readouterr().err
