@@ -41,7 +41,7 @@ def bench_cpu(depth_bins: int, channels: int, iters: int) -> dict[str, float]:
 
 
 def bench_cuda(depth_bins: int, channels: int, iters: int) -> dict[str, float | str]:
-    from imkd_ros.runtime import cuda_kernels
+    from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 
     depth, feat, g = random_case(d=depth_bins, c=channels, device="cuda")
     args = (g.batch, g.bev_h, g.bev_w)

@@ -37,6 +37,8 @@ class ExportSpec:
     output_names: list[str]
     # input name -> {dim: torch.export.Dim}; geometry inputs get P / K automatically
     dynamic: dict[str, dict[int, Any]] = field(default_factory=dict)
+    # ONNX metadata_props (imkd.points_max / imkd.intervals_max: the engine's profile bounds)
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.args) != len(self.input_names):
@@ -77,13 +79,19 @@ class BevPoolModule(nn.Module):
 
 def bev_pool_op_spec(depth: Tensor, feat: Tensor, geometry: BevPoolGeometry) -> ExportSpec:
     import imkd_ros.ops.bev_pool  # noqa: F401
+    from imkd_ros.export.student import META_INTERVALS_MAX, META_POINTS_MAX, META_PRECISION
 
+    p_max = depth.numel()
+    meta = {META_POINTS_MAX: str(p_max),
+            META_INTERVALS_MAX: str(min(p_max, geometry.batch * geometry.bev_h * geometry.bev_w)),
+            META_PRECISION: "fp16" if feat.dtype == torch.float16 else "fp32"}
     return ExportSpec(
         BevPoolModule(geometry.batch, geometry.bev_h, geometry.bev_w),
         (depth, feat, *geometry.tensors()),
         ["depth", "feat", "ranks_depth", "ranks_feat", "ranks_bev", "interval_starts",
          "interval_lengths"],
         ["bev"],
+        metadata=meta,
     )
 
 
@@ -109,14 +117,17 @@ def save_pt2(spec: ExportSpec, path: str | Path) -> torch.export.ExportedProgram
     return program
 
 
-def export_onnx(spec: ExportSpec, path: str | Path | None = None, aot: bool = True,
+def export_onnx(spec: ExportSpec, path: str | Path | None = None,
                 program: torch.export.ExportedProgram | None = None) -> Any:
-    """ONNX (opset 20 + imkd::BevPool v1) via the dynamo exporter; returns the ModelProto."""
+    """ONNX (opset 20 + imkd::BevPool v1) via the dynamo exporter; returns the ModelProto.
+
+    ``spec.metadata`` goes into metadata_props (the engine builder reads the profile bounds).
+    """
     import onnx
 
     program = program or export_program(spec)
     onnx_program = torch.onnx.export(
-        program, spec.args, dynamo=True, custom_translation_table=onnx_ops.custom_translation_table(aot),
+        program, spec.args, dynamo=True, custom_translation_table=onnx_ops.custom_translation_table(),
         input_names=list(spec.input_names), output_names=list(spec.output_names), verbose=False,
     )
     if onnx_program is None:
@@ -129,6 +140,9 @@ def export_onnx(spec: ExportSpec, path: str | Path | None = None, aot: bool = Tr
     nodes = onnx_ops.bev_pool_nodes(model)
     if not nodes:
         raise RuntimeError("exported ONNX has no imkd::BevPool node")
+    for key, value in spec.metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(path))

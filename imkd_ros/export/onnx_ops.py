@@ -1,8 +1,9 @@
 """``imkd::bev_pool`` in ONNX: one custom-domain ``BevPool`` node that TensorRT maps to our plugin.
 
 The node carries what TensorRT's ONNX parser needs to find the plugin: op_type = plugin name
-("BevPool"), a ``plugin_namespace`` attribute ("imkd"), ``plugin_version`` ("1") and ``aot``
-(1 = use the plugin's ahead-of-time PTX kernel, see imkd_ros/export/trt_plugin.py). The per-
+("BevPool"), a ``plugin_namespace`` attribute ("imkd") and ``plugin_version`` ("1"); the parser
+passes the op's attributes (batch, bev_h, bev_w) to the creator of our IPluginV3
+(imkd_ros/ops/csrc/bev_pool_trt_plugin.cpp, loaded from libimkd_trt_plugins.so). The per-
 calibration geometry (ranks_depth/feat/bev, interval_starts/lengths) are graph inputs that feed
 the node, so one engine serves every calibration with the same point-count bounds.
 
@@ -25,11 +26,9 @@ OPSET_VERSION = 1
 PLUGIN_NAMESPACE = "imkd"
 PLUGIN_NAME = OP_TYPE
 PLUGIN_VERSION = "1"
-PLUGIN_ID = f"{PLUGIN_NAMESPACE}::{PLUGIN_NAME}"  # tensorrt.plugin id
 ORT_CONTRIB_DOMAIN = "ai.onnx.contrib"
 # attributes only TensorRT reads (the op's own attributes are batch / bev_h / bev_w)
-TRT_ONLY_ATTRS = ("plugin_namespace", "plugin_version", "aot")
-GEOMETRY_INPUTS = ("ranks_depth", "ranks_feat", "ranks_bev", "interval_starts", "interval_lengths")
+TRT_ONLY_ATTRS = ("plugin_namespace", "plugin_version")
 
 _SCHEMA_REGISTERED = False
 
@@ -68,7 +67,6 @@ def register_schema() -> None:
             attr("bev_w", at.INT, "BEV columns"),
             attr("plugin_namespace", at.STRING, "TensorRT plugin namespace", required=False),
             attr("plugin_version", at.STRING, "TensorRT plugin version", required=False),
-            attr("aot", at.INT, "TensorRT: use the AOT (PTX) implementation", required=False),
         ],
     )
     try:
@@ -79,7 +77,7 @@ def register_schema() -> None:
     _SCHEMA_REGISTERED = True
 
 
-def custom_translation_table(aot: bool = True) -> dict[Any, Any]:
+def custom_translation_table() -> dict[Any, Any]:
     """``custom_translation_table`` for torch.onnx.export(dynamo=True): bev_pool -> BevPool."""
     import onnxscript
     import torch
@@ -94,7 +92,7 @@ def custom_translation_table(aot: bool = True) -> dict[Any, Any]:
         return opset.BevPool(
             depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths,
             batch=batch, bev_h=bev_h, bev_w=bev_w, plugin_namespace=PLUGIN_NAMESPACE,
-            plugin_version=PLUGIN_VERSION, aot=int(aot),
+            plugin_version=PLUGIN_VERSION,
         )
 
     return {torch.ops.imkd.bev_pool.default: bev_pool_to_onnx,

@@ -22,6 +22,7 @@ from imkd_ros.model.distill import Distiller
 from imkd_ros.model.fusion import IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead
 from imkd_ros.model.radar import RadarBranch, bev_blocks
+from imkd_ros.model.student_io import StudentExport, student_outputs_flat  # noqa: F401  (re-exported)
 from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.model.view_transform import LSSViewTransform, depth_loss, radar_depth_prior
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
@@ -110,33 +111,6 @@ class Student(nn.Module):
         return self.head.decode(outputs["head"], score_threshold)
 
 
-class StudentExport(nn.Module):
-    """Tensor-in / tensor-out wrapper for torch.export / ONNX: the geometry tensors are inputs
-    (computed once per calibration by ``Student.geometry``), outputs are the flat head tensors
-    in ``student_outputs_flat`` order. batch, bev_h and bev_w are fixed at construction."""
-
-    def __init__(self, student: Student, batch: int = 1):
-        super().__init__()
-        self.student = student
-        self.batch = batch
-
-    def forward(self, images: Tensor, intrinsics: Tensor, cam_to_ego: Tensor, img_aug: Tensor,
-                camera_valid: Tensor, radar: Tensor, radar_mask: Tensor, ranks_depth: Tensor,
-                ranks_feat: Tensor, ranks_bev: Tensor, interval_starts: Tensor,
-                interval_lengths: Tensor) -> list[Tensor]:
-        h, w = self.student.grid.shape
-        geometry = BevPoolGeometry(ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_lengths,
-                                   self.batch, h, w)
-        batch = {"images": images, "intrinsics": intrinsics, "cam_to_ego": cam_to_ego, "img_aug": img_aug,
-                 "camera_valid": camera_valid, "radar": radar, "radar_mask": radar_mask}
-        return student_outputs_flat(self.student(batch, geometry))
-
-    @staticmethod
-    def example_inputs(batch: dict, geometry: BevPoolGeometry) -> tuple[Tensor, ...]:
-        keys = ("images", "intrinsics", "cam_to_ego", "img_aug", "camera_valid", "radar", "radar_mask")
-        return tuple(batch[k] for k in keys) + geometry.tensors()
-
-
 class IMKD(nn.Module):
     """Training wrapper: student + frozen LiDAR teacher (+ optional frozen label teacher) +
     distiller."""
@@ -170,11 +144,6 @@ class IMKD(nn.Module):
                 l_out = self.label_teacher(batch["targets"])
         losses.update(self.distiller(out, t_out, batch.get("targets"), l_out))
         return losses, out
-
-
-def student_outputs_flat(outputs: dict) -> list[Tensor]:
-    """Head outputs as a flat list [task0 heatmap, box, attr, task1 ...] (export order)."""
-    return [t[k] for t in outputs["head"] for k in ("heatmap", "box", "attr")]
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, cfg: IMKDConfig, kind: str = "student",

@@ -22,6 +22,7 @@ from imkd_ros.ops.bev_pool_geometry import (
     calibration_key,
     compute_bev_pool_geometry,
 )
+from imkd_ros.ops.precision import fp32_index_math
 
 
 def depth_bin_centers(cfg: DepthConfig) -> Tensor:
@@ -60,6 +61,7 @@ def project_points(points: Tensor, intrinsics: Tensor, cam_to_ego: Tensor, img_a
     return uv, cam[..., 2]
 
 
+@fp32_index_math  # projection + floor in fp32 under autocast / fp16 export (issue 13)
 def _feature_cells(points: Tensor, mask: Tensor, intrinsics: Tensor, cam_to_ego: Tensor,
                    img_aug: Tensor, img_hw: tuple[int, int], feat_hw: tuple[int, int],
                    cfg: DepthConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:

@@ -92,7 +92,7 @@ def _selected(ranks_depth, ranks_feat, ranks_bev, interval_starts, interval_leng
 
 
 @torch.library.custom_op("imkd::bev_pool", mutates_args=())
-def bev_pool(
+def bev_pool_op(
     depth: Tensor,
     feat: Tensor,
     ranks_depth: Tensor,
@@ -118,7 +118,7 @@ def bev_pool(
     return out.to(feat.dtype).view(batch, bev_h, bev_w, c)
 
 
-@bev_pool.register_fake
+@bev_pool_op.register_fake
 def _bev_pool_fake(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts,
                    interval_lengths, batch, bev_h, bev_w):
     return feat.new_empty(batch, bev_h, bev_w, feat.shape[-1])
@@ -174,4 +174,19 @@ def _backward(ctx, grad):
     return gd, gf, None, None, None, None, None, None, None, None
 
 
-bev_pool.register_autograd(_backward, setup_context=_setup_context)
+bev_pool_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def bev_pool(depth: Tensor, feat: Tensor, ranks_depth: Tensor, ranks_feat: Tensor, ranks_bev: Tensor,
+             interval_starts: Tensor, interval_lengths: Tensor, batch: int, bev_h: int, bev_w: int) -> Tensor:
+    """``imkd::bev_pool``; an fp16 feat gets its depth cast to fp16 first.
+
+    Under fp16 autocast the depth softmax comes out fp32 and the context fp16; the ONNX node, the
+    TensorRT plugin and the CUDA kernels take one float type for both (fp16 I/O, fp32
+    accumulation inside), so the cast is made here, visibly, in the traced graph. Other mixes
+    (e.g. bf16 training on CPU) go to the op as they are: its CPU kernel computes in fp32.
+    """
+    if feat.dtype == torch.float16 and depth.dtype != feat.dtype:
+        depth = depth.to(feat.dtype)
+    return bev_pool_op(depth, feat, ranks_depth, ranks_feat, ranks_bev, interval_starts,
+                       interval_lengths, batch, bev_h, bev_w)

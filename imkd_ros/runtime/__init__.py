@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from imkd_ros.runtime.base import (
@@ -15,6 +16,8 @@ from imkd_ros.runtime.base import (
     make_backend,
     select_backend,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BACKEND_NAMES",
@@ -40,4 +43,13 @@ def create_detector(model: str | Path, backend: str = "auto", precision: str = "
                          "and cached automatically (see `imkd export --format engine`)")
     student = load_student(path)
     chosen, why = select_backend(backend, precision, cuda_graph)
-    return Detector(student, chosen, why), why
+    try:
+        return Detector(student, chosen, why), why
+    except BackendUnavailableError as exc:
+        if backend != "auto" or chosen.name.split("-")[0] != "tensorrt":
+            raise
+        # e.g. no engine/ONNX exported for this checkpoint yet: say so and run torch-cuda
+        why = f"auto: TensorRT available but not usable ({exc}); torch-cuda instead"
+        log.warning(why)
+        fallback = make_backend("torch-cuda", precision, cuda_graph)
+        return Detector(student, fallback, why), why

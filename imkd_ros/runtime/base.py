@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from imkd_ros.export.student import StudentInputs
+from imkd_ros.model.student_io import StudentInputs
 from imkd_ros.types import Boxes, Frame
 
 if TYPE_CHECKING:
@@ -103,21 +103,22 @@ class Detector:
 
 def cuda_status() -> str | None:
     """None when torch can use a CUDA GPU, else why not."""
-    from imkd_ros.runtime.cuda_kernels import cuda_unavailable_reason
+    from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason
 
     return cuda_unavailable_reason()
 
 
 def tensorrt_status() -> str | None:
-    """None when TensorRT (with tensorrt.plugin) imports, else why not."""
-    import importlib
-
-    from imkd_ros.export.engine import require_tensorrt
+    """None when TensorRT imports and our plugin library is built, else why not."""
+    from imkd_ros.runtime.engine import require_tensorrt
+    from imkd_ros.runtime.trt_plugins import plugin_library_path
 
     try:
         require_tensorrt()
-        importlib.import_module("tensorrt.plugin")
+        plugin_library_path()
     except ImportError as exc:
+        return str(exc)
+    except FileNotFoundError as exc:
         return str(exc)
     except Exception as exc:  # e.g. libnvinfer missing behind the bindings
         return f"TensorRT does not load ({type(exc).__name__}: {exc})"

@@ -2,8 +2,10 @@
 
 Every check returns a ``Check`` (ok / skip / fail with a one-line detail); a missing piece is a
 loud SKIP that names what is missing, never a crash. GPU checks: the CUDA kernel (torch extension
-and CuPy/PTX) against the CPU op, forward and backward, fp32 and fp16; the TensorRT engine
-against PyTorch; latency per backend.
+and CuPy/PTX) against the CPU op, forward and backward, fp32 and fp16; each backend (TensorRT when
+its engine was exported) against torch-cpu, with latency. The full prepared GPU run, with a JSON
+of results, is tools/gpu_validate.py (which also checks the TensorRT plugin alone when TensorRT
+is installed).
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -43,8 +44,8 @@ def _version(module: str) -> str | None:
 
 
 def environment() -> list[Check]:
+    from imkd_ros.ops.bev_pool_cuda import find_nvcc
     from imkd_ros.runtime.base import cuda_status, tensorrt_status
-    from imkd_ros.runtime.cuda_kernels import find_nvcc
 
     out = [Check("python", "info", platform.python_version()),
            Check("torch", "info", f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})")]
@@ -90,7 +91,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def check_cuda_kernel() -> list[Check]:
     """Torch-extension CUDA kernel vs the CPU op (fwd + bwd, fp32 + fp16)."""
     from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
-    from imkd_ros.runtime.cuda_kernels import cuda_unavailable_reason, try_register_cuda_kernels
+    from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason, try_register_cuda_kernels
 
     reason = cuda_unavailable_reason()
     if reason:
@@ -120,7 +121,7 @@ def check_cuda_kernel() -> list[Check]:
 def check_cupy_kernel() -> list[Check]:
     """The PTX (what TensorRT embeds) through CuPy vs the CPU op, sparse and dense kernels."""
     from imkd_ros.ops.bev_pool import bev_pool
-    from imkd_ros.runtime.cuda_kernels import CudaUnavailableError, CupyBevPool, build_ptx, device_arch
+    from imkd_ros.ops.bev_pool_cuda import CudaUnavailableError, CupyBevPool, build_ptx, device_arch
 
     try:
         arch = device_arch()
@@ -137,41 +138,6 @@ def check_cupy_kernel() -> list[Check]:
         d = _max_diff(got, ref)
         out.append(Check(f"PTX via CuPy ({'dense' if dense else 'sparse'}, sm_{arch})",
                          "ok" if d < 1e-4 else "fail", f"max|diff| {d:.2e}"))
-    return out
-
-
-def check_trt_plugin() -> list[Check]:
-    """The imkd::BevPool plugin alone: op-level ONNX -> engine (AOT PTX) vs the CPU op."""
-    import tempfile
-
-    from imkd_ros.export.engine import EngineConfig, get_or_build_engine
-    from imkd_ros.export.exporter import bev_pool_op_spec, export_onnx
-    from imkd_ros.ops.bev_pool import bev_pool
-    from imkd_ros.runtime.base import cuda_status, tensorrt_status
-
-    missing = [r for r in (cuda_status(), tensorrt_status()) if r]
-    if missing:
-        return [Check("TensorRT plugin vs CPU op", "skip", "; ".join(missing))]
-    from imkd_ros.runtime.trt_runner import TensorRTRunner
-
-    depth, feat, geom = random_case(seed=2)
-    ref = bev_pool(depth, feat, *geom.tensors(), geom.batch, geom.bev_h, geom.bev_w)
-    spec = bev_pool_op_spec(depth, feat, geom)
-    out = []
-    with tempfile.TemporaryDirectory(prefix="imkd_doctor_") as tmp:
-        onnx_path = Path(tmp) / "bev_pool.onnx"
-        try:
-            export_onnx(spec, onnx_path)
-            for precision, tol in (("fp32", 1e-4), ("fp16", 5e-2)):
-                engine = get_or_build_engine(onnx_path, EngineConfig(precision=precision, cache_dir=Path(tmp)))
-                runner = TensorRTRunner(engine)
-                got = runner.infer(spec.feeds_tensors())["bev"]
-                d = _max_diff(got, ref)
-                ms = time_it(functools.partial(runner.infer, spec.feeds_tensors()), iters=20, cuda=True)
-                out.append(Check(f"TensorRT plugin vs CPU op ({precision})", "ok" if d < tol else "fail",
-                                 f"max|diff| {d:.2e}; {ms:.3f} ms"))
-        except Exception as exc:
-            out.append(Check("TensorRT plugin vs CPU op", "fail", f"{type(exc).__name__}: {exc}"))
     return out
 
 
@@ -244,7 +210,7 @@ def run(gpu: bool, checkpoint: str | None = None, config: str = "cpu",
         print_fn: Callable[[str], object] = print) -> int:
     checks = environment()
     if gpu:
-        for fn in (check_cuda_kernel, check_cupy_kernel, check_trt_plugin):
+        for fn in (check_cuda_kernel, check_cupy_kernel):
             checks += fn()
         checks += check_backends(checkpoint, config)
     else:

@@ -1,24 +1,27 @@
-"""TensorRT backend: student -> ONNX -> engine (cached, built at first start) -> TensorRTRunner.
+"""TensorRT backend: the student's cached ONNX -> engine (built once per GPU/TensorRT) -> runner.
 
-``load`` exports the student to ONNX into the engine cache (keyed by a hash of its weights and
-config, so a new checkpoint gives a new ONNX), then ``get_or_build_engine`` returns the engine for
-this ONNX / TensorRT version / GPU / precision, building it if missing (minutes, once).
+The ONNX is a deployment artefact made by ``imkd export --format engine --checkpoint X`` (which
+also builds the engine): it lands in the engine cache as ``student_<weights hash>_<precision>.onnx``.
+``load`` finds it by the checkpoint's hash, returns the cached engine for this ONNX / plugin /
+TensorRT / GPU, or builds it from the ONNX (minutes, once: e.g. after a TensorRT upgrade). The
+runtime never exports (it does not import imkd_ros.export, nor need onnxscript); a missing ONNX is
+a BackendUnavailableError naming the command, and ``create_detector(backend="auto")`` then falls
+back to torch-cuda.
 
-UNVERIFIED: no TensorRT or GPU where this was written; the flow is exercised by
-``imkd doctor --gpu`` on a GPU box. Type-checked against tensorrt-stubs (tools/typecheck.sh).
+UNVERIFIED: no TensorRT or GPU where this was written; type-checked against tensorrt-stubs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from imkd_ros.export.engine import EngineConfig, get_or_build_engine
-from imkd_ros.export.student import StudentInputs, unflatten_head
+from imkd_ros.model.student_io import StudentInputs, unflatten_head
+from imkd_ros.runtime.base import BackendUnavailableError
+from imkd_ros.runtime.engine import EngineConfig, get_or_build_engine, student_onnx_path
 
 if TYPE_CHECKING:
     from imkd_ros.model.imkd import Student
@@ -27,21 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def student_hash(student: Student) -> str:
-    h = hashlib.sha256(repr(student.cfg.to_dict()).encode())
-    for name, t in student.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def int8_calibration_cache(cache_dir: Path, student: Student) -> Path:
-    """Where ``imkd export --format engine --precision int8`` leaves the student's int8 scales."""
-    return cache_dir / f"student_{student_hash(student)}.int8.calib"
+def export_command(precision: str) -> str:
+    return f"imkd export --format engine --checkpoint <this checkpoint> --precision {precision}"
 
 
 class TensorRTBackend:
-    """Runs a TensorRT engine of the student (fp32 / fp16 / int8)."""
+    """Runs a TensorRT engine of the student (fp32 / fp16; int8 from a Q/DQ ONNX)."""
 
     def __init__(self, precision: str = "fp16", cuda_graph: bool = False,
                  engine_config: EngineConfig | None = None, engine_path: str | Path | None = None) -> None:
@@ -54,31 +48,21 @@ class TensorRTBackend:
         self.num_tasks = 0
 
     def onnx_for(self, student: Student) -> Path:
-        """The student's ONNX in the engine cache (exported once per weights+config)."""
-        from imkd_ros.export.exporter import export_onnx
-        from imkd_ros.export.student import example_inputs, student_spec
-
-        onnx_precision = "fp16" if self.precision == "fp16" else "fp32"
-        path = self.engine_config.cache_dir / f"student_{student_hash(student)}_{onnx_precision}.onnx"
+        """The student's ONNX in the engine cache; BackendUnavailableError when not exported."""
+        path = student_onnx_path(self.engine_config.cache_dir, student, self.precision)
         if not path.exists():
-            log.info("exporting the student (%s) to %s", onnx_precision, path)
-            export_onnx(student_spec(student, example_inputs(student), onnx_precision), path)
+            what = ("an explicitly quantized (Q/DQ) ONNX of it" if self.precision == "int8"
+                    else f"run `{export_command(self.precision)}` once")
+            raise BackendUnavailableError(f"backend tensorrt: no {self.precision} ONNX of this checkpoint at "
+                                          f"{path}: {what}")
         return path
 
     def load(self, student: Student) -> None:
         from imkd_ros.runtime.trt_runner import TensorRTRunner
 
-        calibrator = None
-        if self.precision == "int8" and self.engine_path is None:
-            calib = int8_calibration_cache(self.engine_config.cache_dir, student)
-            if not calib.exists():
-                raise ValueError(f"int8 needs calibration scales ({calib} is missing): run `imkd export "
-                                 "--format engine --precision int8 --checkpoint <this checkpoint>` first")
-            from imkd_ros.export.engine import make_int8_calibrator
-
-            calibrator = make_int8_calibrator(lambda: iter(()), calib)  # reads the cache only
-        engine = self.engine_path or get_or_build_engine(self.onnx_for(student), self.engine_config, calibrator)
-        self.runner = TensorRTRunner(engine, cuda_graph=self.cuda_graph)
+        engine = self.engine_path or get_or_build_engine(self.onnx_for(student), self.engine_config)
+        self.runner = TensorRTRunner(engine, cuda_graph=self.cuda_graph,
+                                     plugin_library=self.engine_config.plugin_library)
         self.num_tasks = len(student.head.task_heads)
 
     def infer(self, inputs: StudentInputs) -> list[dict[str, torch.Tensor]]:

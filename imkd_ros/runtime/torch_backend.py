@@ -1,6 +1,6 @@
 """PyTorch backends: CPU (fp32) and CUDA (fp32 / fp16 autocast, optional CUDA graph).
 
-On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/runtime/cuda_kernels)
+On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/ops/bev_pool_cuda.py)
 when the extension builds; otherwise the op's generic torch implementation runs on the GPU and
 ``kernel_note`` says why. The CUDA graph path captures the whole network for fixed input shapes
 and falls back to eager (logged) when the model has an op that cannot be captured.
@@ -11,19 +11,34 @@ UNVERIFIED on GPU: the CUDA paths were written without a GPU; the CPU path is te
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from imkd_ros.export.student import MODEL_INPUTS, StudentInputs, unflatten_head
+from imkd_ros.model.student_io import MODEL_INPUTS, StudentInputs, unflatten_head
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
 
 if TYPE_CHECKING:
     from imkd_ros.model.imkd import Student
 
 log = logging.getLogger(__name__)
+
+GEOMETRY_CACHE_SIZE = 4
+
+
+def geometry_key(g: BevPoolGeometry) -> str:
+    """g.key (the calibration key GeometryCache sets), else a hash of the geometry's content."""
+    if g.key:
+        return g.key
+    h = hashlib.sha1(repr((g.batch, g.bev_h, g.bev_w)).encode())
+    for t in g.tensors():
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return "content:" + h.hexdigest()
 
 
 class TorchBackend:
@@ -42,15 +57,16 @@ class TorchBackend:
         self.threads = threads
         self.kernel_note = ""
         self.model: Student | None = None
-        self._geom_cache: dict[int, BevPoolGeometry] = {}
+        self._geom_cache: OrderedDict[str, BevPoolGeometry] = OrderedDict()
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_key: tuple | None = None
+        self._graph_geometry: BevPoolGeometry | None = None  # keeps the captured buffers alive
         self._static_in: tuple[Tensor, ...] = ()
         self._static_out: list[dict[str, Tensor]] = []
 
     def load(self, student: Student) -> None:
         if self.device.type == "cuda":
-            from imkd_ros.runtime.cuda_kernels import try_register_cuda_kernels
+            from imkd_ros.ops.bev_pool_cuda import try_register_cuda_kernels
 
             why = try_register_cuda_kernels()
             self.kernel_note = "bev_pool: CUDA kernel" if why is None else f"bev_pool: torch fallback ({why})"
@@ -61,13 +77,17 @@ class TorchBackend:
         self.model = student.to(self.device).eval()
 
     def _geometry(self, g: BevPoolGeometry) -> BevPoolGeometry:
+        """The device copy of ``g``, keyed by its calibration (``g.key``) or, for a geometry
+        made outside a GeometryCache, by its content: never by id(), which Python reuses."""
         if g.ranks_bev.device == self.device:
             return g
-        key = id(g)
-        if key not in self._geom_cache:
-            if len(self._geom_cache) > 4:
-                self._geom_cache.clear()
-            self._geom_cache[key] = g.to(self.device)
+        key = geometry_key(g)
+        if key in self._geom_cache:
+            self._geom_cache.move_to_end(key)
+            return self._geom_cache[key]
+        self._geom_cache[key] = dataclasses.replace(g.to(self.device), key=key)
+        while len(self._geom_cache) > GEOMETRY_CACHE_SIZE:
+            self._geom_cache.popitem(last=False)
         return self._geom_cache[key]
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -96,7 +116,7 @@ class TorchBackend:
 
     def _graph_forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry
                        ) -> list[dict[str, Tensor]]:
-        key = (tuple(tuple(tensors[k].shape) for k in MODEL_INPUTS), id(geometry))
+        key = (tuple(tuple(tensors[k].shape) for k in MODEL_INPUTS), geometry_key(geometry))
         if self._graph is None or key != self._graph_key:
             self._static_in = tuple(tensors[k].clone() for k in MODEL_INPUTS)
             static = dict(zip(MODEL_INPUTS, self._static_in))
@@ -109,7 +129,7 @@ class TorchBackend:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self._static_out = self._forward(static, geometry)
-            self._graph, self._graph_key = graph, key
+            self._graph, self._graph_key, self._graph_geometry = graph, key, geometry
         for dst, k in zip(self._static_in, MODEL_INPUTS):
             dst.copy_(tensors[k], non_blocking=True)
         self._graph.replay()

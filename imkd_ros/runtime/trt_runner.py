@@ -6,9 +6,13 @@ torch tensors allocated from the shapes TensorRT resolves after ``set_input_shap
 (inputs are copied into static buffers), later runs with the same shapes just replay it: the
 geometry's point count only changes with calibration, so replays are the common case.
 
+Every deserialisation goes through ``load_engine``, which registers libnvinfer_plugin's creators
+and our plugin library first (trt_plugins.init_plugins): an engine built from our ONNX references
+both, and a fresh process (every restart) has neither registered. No nvcc, no Python plugin code.
+
 UNVERIFIED: written to the TensorRT 10.x Python API and type-checked against tensorrt-stubs
-(tools/typecheck.sh); never run (no TensorRT or GPU where it was written). A CUDA graph can only
-capture the AOT plugin (the JIT ``impl`` calls Python), so use an engine built with aot=1.
+(tools/typecheck.sh); never run with a real TensorRT or GPU. ``load_engine`` is exercised by
+tests/deploy/test_engine_build.py against a fake ``tensorrt`` module.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any
 
 import torch
 
-from imkd_ros.export.engine import require_tensorrt
+from imkd_ros.runtime.engine import require_tensorrt
+from imkd_ros.runtime.trt_plugins import init_plugins
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +45,33 @@ def torch_dtype(dtype: Any) -> torch.dtype:
     return table[dtype]
 
 
+def load_engine(engine_path: str | Path, plugin_library: str | Path | None = None) -> tuple[Any, Any, Any]:
+    """(logger, runtime, engine): plugins registered, then the engine deserialised."""
+    require_tensorrt()
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    init_plugins(trt, logger, plugin_library)  # before every deserialisation, in every process
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
+    if engine is None:
+        raise RuntimeError(f"could not deserialize TensorRT engine {engine_path} (built for another "
+                           "TensorRT version / GPU, or a plugin missing? see the TensorRT log)")
+    return logger, runtime, engine
+
+
 class TensorRTRunner:
     """One engine + one execution context on one CUDA device."""
 
-    def __init__(self, engine_path: str | Path, device: int = 0, cuda_graph: bool = False) -> None:
+    def __init__(self, engine_path: str | Path, device: int = 0, cuda_graph: bool = False,
+                 plugin_library: str | Path | None = None) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError("TensorRT runner needs a CUDA GPU visible to torch")
-        require_tensorrt()
         import tensorrt as trt
 
-        from imkd_ros.export.trt_plugin import register_bev_pool_plugin
-
-        register_bev_pool_plugin()  # JIT engines need the impl; AOT engines ignore it
         self.device = torch.device("cuda", device)
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(Path(engine_path).read_bytes())
-        if self.engine is None:
-            raise RuntimeError(f"could not deserialize TensorRT engine {engine_path} (TRT/GPU mismatch?)")
+        with torch.cuda.device(self.device):
+            self.logger, self.runtime, self.engine = load_engine(engine_path, plugin_library)
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-import pytest
 import torch
 
 from imkd_ros.export import onnx_ops
@@ -54,7 +53,8 @@ def test_onnx_has_trt_plugin_node_and_matches_pytorch(tmp_path: Path) -> None:
     (node,) = onnx_ops.bev_pool_nodes(model)
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     assert node.domain == "imkd" and node.op_type == "BevPool"
-    assert attrs["plugin_namespace"] == b"imkd" and attrs["plugin_version"] == b"1" and attrs["aot"] == 1
+    assert attrs["plugin_namespace"] == b"imkd" and attrs["plugin_version"] == b"1"
+    assert set(attrs) == {"batch", "bev_h", "bev_w", "plugin_namespace", "plugin_version"}
     assert (attrs["batch"], attrs["bev_h"], attrs["bev_w"]) == (geom.batch, geom.bev_h, geom.bev_w)
     assert list(node.input)[2:] == ["ranks_depth", "ranks_feat", "ranks_bev", "interval_starts",
                                     "interval_lengths"]
@@ -79,12 +79,12 @@ def test_ort_copy_moves_domain_and_drops_trt_attrs() -> None:
     assert onnx_ops.bev_pool_nodes(model)  # the original is untouched
 
 
-@pytest.mark.parametrize("aot", [False])
-def test_jit_variant_has_aot_zero(aot: bool) -> None:
+def test_op_onnx_carries_the_engine_profile_bounds() -> None:
     depth, feat, geom = _inputs(0)
-    model = export_onnx(bev_pool_op_spec(depth, feat, geom), aot=aot)
-    (node,) = onnx_ops.bev_pool_nodes(model)
-    assert {a.name: a.i for a in node.attribute if a.name == "aot"} == {"aot": 0}
+    model = export_onnx(bev_pool_op_spec(depth, feat, geom))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["imkd.points_max"] == str(depth.numel())
+    assert int(meta["imkd.intervals_max"]) == min(depth.numel(), geom.batch * geom.bev_h * geom.bev_w)
 
 
 def test_fp16_op_onnx_runs_in_ort_through_casts() -> None:

@@ -11,8 +11,9 @@ import torch
 
 from imkd_ros.export import onnx_ops
 from imkd_ros.export.exporter import count_bev_pool_nodes, export_onnx, onnx_max_abs_diff, save_pt2
-from imkd_ros.export.student import MODEL_INPUTS, StudentInputs, example_inputs, student_spec
+from imkd_ros.export.student import student_spec
 from imkd_ros.model import Student, load_config
+from imkd_ros.model.student_io import GEOMETRY_INPUTS, MODEL_INPUTS, StudentInputs, example_inputs
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_student_pt2_and_onnx_match_pytorch(student: Student, tmp_path: Path) ->
     assert len(onnx_ops.bev_pool_nodes(model)) == 1
     names = [i.name for i in model.graph.input]
     assert names[: len(MODEL_INPUTS)] == list(MODEL_INPUTS)
-    assert names[len(MODEL_INPUTS):] == list(onnx_ops.GEOMETRY_INPUTS)
+    assert names[len(MODEL_INPUTS):] == list(GEOMETRY_INPUTS)
 
     diff_a = onnx_max_abs_diff(model, spec)
     other = _other_calibration(student, inputs)

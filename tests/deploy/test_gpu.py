@@ -33,5 +33,25 @@ def test_backends_match_torch_cpu() -> None:
     _assert_ok([c for c in checks if c.status != "info"])
 
 
-def test_tensorrt_plugin_matches_cpu_op() -> None:
-    _assert_ok(doctor.check_trt_plugin())
+def test_tensorrt_plugin_matches_cpu_op(tmp_path) -> None:
+    """The BevPool plugin alone through TensorRT (tools/gpu_validate.py's tensorrt step)."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    from imkd_ros.runtime.base import cuda_status, tensorrt_status
+
+    missing = [r for r in (cuda_status(), tensorrt_status()) if r]
+    if missing:
+        pytest.skip("; ".join(missing))
+    path = Path(__file__).resolve().parents[2] / "tools" / "gpu_validate.py"
+    spec = importlib.util.spec_from_file_location("gpu_validate", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_validate"] = mod
+    spec.loader.exec_module(mod)
+    out = tmp_path / "trt.json"
+    rc = mod.main(["--only", "tensorrt", "--out", str(out)])
+    steps = {s["name"]: s for s in json.loads(out.read_text())["steps"]}
+    assert rc == 0 and steps["tensorrt"]["status"] == "ok", steps["tensorrt"]

@@ -16,7 +16,7 @@ import torch
 
 from imkd_ros.ops import BevGrid, bev_pool_naive, compute_bev_pool_geometry
 from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
-from imkd_ros.runtime.cuda_kernels import CSRC_DIR, feat_grad_plan
+from imkd_ros.ops.bev_pool_cuda import CSRC_DIR, feat_grad_plan
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
@@ -110,3 +110,18 @@ def test_backward_matches_cpu_op(emu, dtype: torch.dtype) -> None:
     tol = 1e-5 if dtype == torch.float32 else 2e-2
     assert torch.allclose(depth_grad.float(), ref_d, atol=tol), (depth_grad.float() - ref_d).abs().max()
     assert torch.allclose(feat_grad.float(), ref_f, atol=tol), (feat_grad.float() - ref_f).abs().max()
+
+
+def test_zero_length_interval_writes_nothing(emu) -> None:
+    """Issue 13 defect 5: an empty interval (start 0, length 0) must not zero point 0's cell in
+    the sparse kernel (the plugin's); validation refuses such a geometry before any kernel."""
+    from imkd_ros.ops.bev_pool_geometry import GeometryError
+
+    geom, depth, feat = _case(seed=3)
+    ref = _forward(emu, geom, depth, feat, dense=False)
+    geom.interval_starts = torch.cat([geom.interval_starts, torch.zeros(1, dtype=torch.int32)])
+    geom.interval_lengths = torch.cat([geom.interval_lengths, torch.zeros(1, dtype=torch.int32)])
+    out = _forward(emu, geom, depth, feat, dense=False)
+    assert torch.equal(out, ref)
+    with pytest.raises(GeometryError, match="> 0"):
+        geom.validate()

@@ -90,3 +90,24 @@ def test_create_detector_from_checkpoint(student: Student, tmp_path: Path) -> No
 def test_cpu_with_fp16_request_runs_fp32_and_says_so() -> None:
     backend, why = select_backend("torch-cpu", "fp16")
     assert backend.precision == "fp32" and "running fp32" in why
+
+
+def test_auto_falls_back_when_the_tensorrt_engine_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13 defect 1's symptom: `auto` on a TensorRT box must not fail at start."""
+    import imkd_ros.runtime as rt
+    from imkd_ros.runtime.torch_backend import TorchBackend
+
+    class NoEngine:
+        name, precision = "tensorrt-fp16", "fp16"
+
+        def load(self, student: Student) -> None:
+            raise BackendUnavailableError("backend tensorrt: no fp16 ONNX of this checkpoint")
+
+    monkeypatch.setattr(rt, "select_backend", lambda *a, **k: (NoEngine(), "auto: CUDA GPU and TensorRT available"))
+    monkeypatch.setattr(rt, "make_backend", lambda name, *a, **k: TorchBackend("cpu") if name == "torch-cuda" else None)
+    ckpt = Path(__file__).resolve().parents[2] / "models" / "imkd_student_cpu.pt"
+    det, why = create_detector(ckpt, "auto", "fp16")
+    assert det.backend.name == "torch-cpu" and "torch-cuda instead" in why and "no fp16 ONNX" in why
+    with pytest.raises(BackendUnavailableError):  # asked for explicitly: the error stands
+        monkeypatch.setattr(rt, "select_backend", lambda *a, **k: (NoEngine(), "tensorrt requested"))
+        create_detector(ckpt, "tensorrt", "fp16")

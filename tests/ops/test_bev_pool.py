@@ -137,16 +137,54 @@ def test_geometry_cache():
 
     def compute(i):
         calls.append(i)
-        return i
+        return _random_case(seed=20 + i)[1]
 
     k1 = calibration_key(torch.eye(3), extra="a")
     k2 = calibration_key(torch.eye(3) * 2, extra="a")
     assert k1 != k2 and k1 == calibration_key(torch.eye(3), extra="a")
-    assert cache.get_or_compute(k1, lambda: compute(1)) == 1
-    assert cache.get_or_compute(k1, lambda: compute(9)) == 1
+    g1 = cache.get_or_compute(k1, lambda: compute(1))
+    assert cache.get_or_compute(k1, lambda: compute(9)) is g1 and g1.key == k1
     cache.get_or_compute(k2, lambda: compute(2))
     cache.get_or_compute(calibration_key(torch.eye(4)), lambda: compute(3))
     assert len(cache) == 2 and calls == [1, 2, 3] and cache.hits == 1
+
+
+def _broken(kind: str):
+    _, geo, _, _ = _random_case(seed=12)
+    st, ln, rb = geo.interval_starts.clone(), geo.interval_lengths.clone(), geo.ranks_bev.clone()
+    if kind == "zero length":
+        st, ln = torch.cat([st, st[-1:] + ln[-1:]]), torch.cat([ln, torch.zeros(1, dtype=torch.int32)])
+    elif kind == "start out of bounds":
+        st[-1] += 1000
+    elif kind == "cell out of bounds":
+        rb[-1] = geo.batch * geo.bev_h * geo.bev_w
+    elif kind == "unsorted cells":
+        rb = rb.flip(0).contiguous()
+    elif kind == "duplicate cell":
+        split = int(ln[0]) // 2 if int(ln[0]) > 1 else None
+        assert split, "case needs a cell with two points"
+        st = torch.cat([st[:1], st[:1] + split, st[1:]])
+        ln = torch.cat([torch.tensor([split], dtype=torch.int32), ln[:1] - split, ln[1:]])
+    elif kind == "depth rank out of bounds":
+        geo.ranks_depth[0] = geo.depth_numel
+    elif kind == "int64":
+        rb = rb.long()
+    geo.interval_starts, geo.interval_lengths, geo.ranks_bev = st, ln, rb
+    return geo
+
+
+@pytest.mark.parametrize("kind", ["zero length", "start out of bounds", "cell out of bounds", "unsorted cells",
+                                  "duplicate cell", "depth rank out of bounds", "int64"])
+def test_geometry_validated_once_when_cached(kind):
+    """Issue 13 defect 5: the kernels would read out of bounds or race; the cache refuses it."""
+    from imkd_ros.ops.bev_pool_geometry import GeometryError
+
+    _, good, _, _ = _random_case(seed=12)
+    assert good.validate() is good and good.depth_numel > 0 and good.feat_rows > 0
+    cache = GeometryCache()
+    with pytest.raises(GeometryError):
+        cache.get_or_compute("k", lambda: _broken(kind))
+    assert len(cache) == 0
 
 
 def test_under_cpu_autocast_bf16():

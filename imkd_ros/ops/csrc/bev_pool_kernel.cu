@@ -57,6 +57,7 @@ __device__ __forceinline__ void bev_pool_fwd(const T* __restrict__ depth, const 
   if (interval >= n_intervals) return;
   const int32_t start = interval_starts[interval];
   const int32_t length = interval_lengths[interval];
+  if (length <= 0) return;  // an empty interval has no cell: never read ranks_bev[start]
   float acc = 0.f;
   for (int32_t i = start; i < start + length; ++i) {
     acc += to_float(depth[ranks_depth[i]]) *
@@ -90,7 +91,7 @@ __device__ __forceinline__ void bev_pool_dense_fwd(const T* __restrict__ depth, 
     }
   }
   float acc = 0.f;
-  if (lo < n_intervals) {
+  if (lo < n_intervals && interval_lengths[lo] > 0) {
     const int32_t start = interval_starts[lo];
     if (ranks_bev[start] == cell) {
       const int32_t length = interval_lengths[lo];
@@ -134,6 +135,7 @@ __device__ __forceinline__ void bev_pool_bwd_feat(const T* __restrict__ out_grad
   if (interval >= n_feat_intervals) return;
   const int32_t start = feat_interval_starts[interval];
   const int32_t length = feat_interval_lengths[interval];
+  if (length <= 0) return;
   float acc = 0.f;
   for (int32_t j = start; j < start + length; ++j) {
     const int32_t i = order[j];

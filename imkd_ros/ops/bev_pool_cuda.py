@@ -1,18 +1,20 @@
-"""The bev_pool CUDA kernel from Python: torch extension registration, PTX build, CuPy path.
+"""The bev_pool CUDA kernel and its builds: torch extension, PTX/cubin, CuPy, TensorRT plugin.
 
-Three ways to reach imkd_ros/ops/csrc/bev_pool_kernel.cu:
+One source, imkd_ros/ops/csrc/bev_pool_kernel.cu, reached four ways:
 
 * ``register_cuda_kernels()``: builds the torch extension with ``cpp_extension.load`` (needs a
   CUDA build of torch, nvcc and a GPU) and registers it as the CUDA kernel of ``imkd::bev_pool``
   and ``imkd::bev_pool_backward``; autograd / fake / export registrations stay those of
   imkd_ros/ops/bev_pool.py, so ``torch.ops.imkd.bev_pool`` on CUDA tensors runs the kernel.
-* ``build_ptx()``: nvcc -> PTX for one architecture (what the TensorRT AOT plugin embeds).
+* ``build_ptx()``: nvcc -> PTX / cubin for one architecture.
 * ``CupyBevPool``: loads the PTX/cubin (or compiles the source with NVRTC) through
   ``cupy.RawModule`` to check the kernel on a GPU box without TensorRT or a torch extension.
+* the TensorRT plugin library ``libimkd_trt_plugins.so`` = the .cu + ``bev_pool_trt_plugin.cpp``
+  (IPluginV3), built by tools/build_cuda.sh and loaded by imkd_ros/runtime/trt_plugins.py.
 
 UNVERIFIED: nothing here has run on a GPU (the development machine has none). The kernel logic
-is checked on the CPU by tests/deploy/test_kernel_emulation.py, which compiles the same .cu with
-g++ and CUDA built-ins emulated; the launch/registration code is written to the documented APIs.
+is checked on the CPU by tests/deploy/test_kernel_emulation.py (the same .cu with CUDA built-ins
+emulated) and the plugin by tests/deploy/test_trt_plugin.py; tools/gpu_validate.py is the GPU run.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CSRC_DIR = Path(__file__).resolve().parents[1] / "ops" / "csrc"
+CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 KERNEL_SOURCE = CSRC_DIR / "bev_pool_kernel.cu"
 BINDING_SOURCE = CSRC_DIR / "bev_pool_torch.cpp"
+TRT_PLUGIN_SOURCE = CSRC_DIR / "bev_pool_trt_plugin.cpp"  # IPluginV3 imkd::BevPool (TensorRT >= 10)
 EXTENSION_NAME = "imkd_bev_pool_cuda"
 THREADS = 256  # block size used by every launcher (matches kThreads in the .cu)
 
@@ -163,6 +166,8 @@ def load_torch_extension(verbose: bool = False, require_gpu: bool = True) -> Any
         raise CudaUnavailableError("cannot build the bev_pool CUDA extension: nvcc not found")
     from torch.utils import cpp_extension
 
+    if not cpp_extension.is_ninja_available():  # e.g. a bare GPU box: torch does not bring ninja
+        return build_torch_extension_direct(verbose=verbose)
     return cpp_extension.load(
         name=EXTENSION_NAME,
         sources=[str(BINDING_SOURCE), str(KERNEL_SOURCE)],
@@ -170,6 +175,66 @@ def load_torch_extension(verbose: bool = False, require_gpu: bool = True) -> Any
         extra_cuda_cflags=["-O3"],
         verbose=verbose,
     )
+
+
+def _torch_paths(fn: Any) -> list[str]:
+    try:
+        return list(fn(device_type="cuda"))
+    except TypeError:  # older torch: fn(cuda=True)
+        return list(fn(cuda=True))
+
+
+def build_torch_extension_direct(build_dir: str | Path | None = None, verbose: bool = False) -> Any:
+    """The same extension built with nvcc + c++ directly (no ninja, no setuptools), imported.
+
+    Arch from TORCH_CUDA_ARCH_LIST ("9.0;8.7") or the current device; cached by source hash.
+    """
+    import hashlib
+    import importlib.machinery
+    import importlib.util
+    import sysconfig
+
+    from torch.utils import cpp_extension
+
+    nvcc = find_nvcc()
+    if nvcc is None:
+        raise CudaUnavailableError("cannot build the bev_pool CUDA extension: nvcc not found")
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "").replace(" ", ";").split(";")
+    archs = [a.replace(".", "").replace("+PTX", "") for a in archs if a] or [device_arch()]
+    src = hashlib.sha256(KERNEL_SOURCE.read_bytes() + BINDING_SOURCE.read_bytes()
+                         + repr((archs, torch.__version__)).encode()).hexdigest()[:16]
+    out = Path(build_dir or Path.home() / ".cache" / "imkd_ros" / "torch_ext") / src
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    module = out / f"{EXTENSION_NAME}{suffix}"
+    if not module.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        cuda_home = Path(os.environ.get("CUDA_HOME", Path(nvcc).resolve().parents[1]))
+        incs = [*_torch_paths(cpp_extension.include_paths), str(cuda_home / "include"),
+                sysconfig.get_paths()["include"]]
+        libs = [*_torch_paths(cpp_extension.library_paths), str(cuda_home / "lib64"), str(cuda_home / "lib")]
+        abi = int(getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", 1))
+        defs = [f"-DTORCH_EXTENSION_NAME={EXTENSION_NAME}", "-DTORCH_API_INCLUDE_EXTENSION_H",
+                f"-D_GLIBCXX_USE_CXX11_ABI={abi}"]
+        obj = out / "bev_pool_kernel.o"
+        gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+        steps = [
+            [nvcc, "-O3", "-std=c++17", "-Xcompiler", "-fPIC", *gencode, "-c", str(KERNEL_SOURCE), "-o", str(obj)],
+            [os.environ.get("CXX", "c++"), "-O3", "-std=c++17", "-fPIC", "-shared", "-w", *defs,
+             *(f"-I{i}" for i in incs), str(BINDING_SOURCE), str(obj), "-o", str(module),
+             *(f"-L{d}" for d in libs), *(f"-Wl,-rpath,{d}" for d in libs),
+             "-lc10", "-lc10_cuda", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-ltorch_python", "-lcudart"],
+        ]
+        for cmd in steps:
+            proc = subprocess.run(cmd, capture_output=not verbose, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"building the bev_pool extension failed ({cmd[0]}):\n{proc.stderr[-4000:]}")
+    loader = importlib.machinery.ExtensionFileLoader(EXTENSION_NAME, str(module))
+    spec = importlib.util.spec_from_file_location(EXTENSION_NAME, str(module), loader=loader)
+    if spec is None:
+        raise RuntimeError(f"cannot import {module}")
+    ext = importlib.util.module_from_spec(spec)
+    loader.exec_module(ext)
+    return ext
 
 
 _REGISTERED = False
