@@ -22,7 +22,8 @@ from dataclasses import replace
 import numpy as np
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES, RADAR_PCD_FIELDS
-from imkd_ros.ros import convert
+from imkd_ros.ros import calibration, detections, images, markers, msgutil
+from imkd_ros.ros.clouds import radar_to_pointcloud2
 from imkd_ros.ros.frontend import DetectionFrontend
 from imkd_ros.ros.params import NodeParams
 from imkd_ros.types import Boxes
@@ -51,15 +52,15 @@ def make_inputs(raw: bool):
     y, x = np.mgrid[0:900, 0:1600]
     base = np.stack([(x // 7) % 256, (y // 5) % 256, ((x + y) // 3) % 256], -1).astype(np.uint8)
     img = np.clip(base.astype(np.int16) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
-    cams = [convert.rgb_to_image(img, n.lower()) if raw else convert.rgb_to_compressed(img, n.lower())
+    cams = [images.rgb_to_image(img, n.lower()) if raw else images.rgb_to_compressed(img, n.lower())
             for n in CAMERA_NAMES]
     K = np.array([[1266.0, 0, 816], [0, 1266, 491], [0, 0, 1]])
-    infos = [convert.intrinsics_to_camera_info(K, 1600, 900, n.lower()) for n in CAMERA_NAMES]
+    infos = [calibration.intrinsics_to_camera_info(K, 1600, 900, n.lower()) for n in CAMERA_NAMES]
     radar = np.zeros((60, len(RADAR_PCD_FIELDS)), np.float32)
     radar[:, :2] = rng.uniform(-50, 50, (60, 2))
     radar[:, RADAR_PCD_FIELDS.index("ambig_state")] = 3
-    clouds = [convert.radar_to_pointcloud2(radar, n.lower()) for n in RADAR_NAMES]
-    static = TFMessage(transforms=[convert.matrix_to_transform(np.eye(4), "base_link", n.lower())
+    clouds = [radar_to_pointcloud2(radar, n.lower()) for n in RADAR_NAMES]
+    static = TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "base_link", n.lower())
                                    for n in [*CAMERA_NAMES, *RADAR_NAMES]])
     odom = TransformStamped()
     return cams, infos, clouds, static, odom
@@ -76,11 +77,11 @@ def run_keyframes(front: DetectionFrontend, cams, infos, clouds, frames: int, t0
     for k in range(frames):
         stamp = t0_ns + k * 83_333_333
         for j, c in enumerate(clouds):
-            c.header.stamp = convert.ns_to_time(stamp - 10_000_000 - j)
+            c.header.stamp = msgutil.ns_to_time(stamp - 10_000_000 - j)
             front.on_radar(front.p.radar_topics[j], c)
         t = time.perf_counter()
         for i, m in enumerate(cams):
-            m.header.stamp = convert.ns_to_time(stamp + i * 8_000_000)
+            m.header.stamp = msgutil.ns_to_time(stamp + i * 8_000_000)
             front.on_camera(i, m)
         ready = front.poll(stamp + 60_000_000)
         t_sync = time.perf_counter()
@@ -88,10 +89,10 @@ def run_keyframes(front: DetectionFrontend, cams, infos, clouds, frames: int, t0
             out = front.process(kf)
             t_proc = time.perf_counter()
             r = out.result
-            convert.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns)
-            convert.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns)
+            detections.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns)
+            detections.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns)
             t_msgs = time.perf_counter()
-            convert.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns)
+            markers.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns)
             t_mark = time.perf_counter()
             for k, v in (("ingest+sync", t_sync - t), ("decode", out.stages_ms["decode"] / 1e3),
                          ("pipeline", out.stages_ms["pipeline_total"] / 1e3), ("output msgs", t_msgs - t_proc),

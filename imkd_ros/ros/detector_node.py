@@ -19,7 +19,7 @@ import numpy as np
 
 from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.pipeline import FrameDetector, InferenceWorker
-from imkd_ros.ros import convert
+from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
 from imkd_ros.sync import SyncedKeyframe
@@ -117,13 +117,13 @@ class DetectorNode:
             return
         t0 = time.perf_counter()
         r = out.result
-        self.pub_det.publish(convert.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns))
-        self.pub_obj.publish(convert.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns))
+        self.pub_det.publish(detections.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns))
+        self.pub_obj.publish(detections.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns))
         t_end = time.perf_counter()
         if self.pub_markers.get_subscription_count():  # visualisation costs ~0.3 ms/box: only for a viewer
-            self.pub_markers.publish(convert.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns))
+            self.pub_markers.publish(markers.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns))
         self.pub_status.publish(self._DetectorStatus(
-            header=convert.make_header(r.frame_id, r.stamp_ns), backend=self.front.detector.name,
+            header=msgutil.make_header(r.frame_id, r.stamp_ns), backend=self.front.detector.name,
             missing_cameras=r.missing_cameras, radar_points=r.radar_points, sync_skew_ms=kf.skew_ns / 1e6,
             latency_ms=(t_end - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
             frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))
