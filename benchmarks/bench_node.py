@@ -33,7 +33,7 @@ class FixedDetector:
     name = "fixed"
 
     def __init__(self, reduce: int, n: int = 40) -> None:
-        self.decode_reduce = reduce
+        self.reduce = reduce
         rng = np.random.default_rng(0)
         self.boxes = Boxes(center=rng.uniform(-40, 40, (n, 3)).astype(np.float32),
                            size=np.ones((n, 3), np.float32), yaw=rng.uniform(-3, 3, n).astype(np.float32),
@@ -42,6 +42,9 @@ class FixedDetector:
 
     def detect(self, frame):
         return self.boxes, {"model": 0.0}
+
+    def decode_reduce(self, camera_width: int) -> int:
+        return self.reduce
 
 
 def make_inputs(raw: bool):

@@ -93,7 +93,8 @@ class DetectorNode:
         self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
         self.log.info(
             f"ready: {len(p.camera_topics)} cameras, {len(p.radar_topics)} radars, output "
-            f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode 1/{f.decode_reduce}"
+            f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode reduction per camera "
+            "from its CameraInfo width"
         )
 
     # -- executor thread: cheap, never waits for the model ---------------------------------------

@@ -29,6 +29,7 @@ from imkd_ros.pipeline import (
     RadarSweepPoints,
 )
 from imkd_ros.pipeline.radar import radar_point_filter
+from imkd_ros.rig.intrinsics import REDUCE_FACTORS, reduced_size, scale_intrinsics
 from imkd_ros.ros import calibration, clouds, images, msgutil
 from imkd_ros.ros.params import NodeParams
 from imkd_ros.sync import SyncConfig, SyncedKeyframe, SyncPolicy
@@ -70,7 +71,6 @@ class DetectionFrontend:
                  warn: Callable[[str], None] | None = None, decode_threads: int = 2) -> None:
         p = self.p = params
         self.detector = detector
-        self.decode_reduce = int(getattr(detector, "decode_reduce", 1))
         self.pipeline = DetectorPipeline(
             detector, PipelineConfig(p.base_frame, p.odom_frame, p.output_frame, p.score_threshold, p.max_detections)
         )
@@ -154,14 +154,19 @@ class DetectionFrontend:
         self._warn(f"dropped bad input ({key}): {text}")
 
     # -- one keyframe (worker thread) ------------------------------------------------------------
+    def decode_reduce(self, i: int) -> int:
+        """Decode reduction for camera i, from its CameraInfo width and the model's input width.
+        Without CameraInfo the pipeline drops the view as uncalibrated: decode it at the cheapest."""
+        info = self.camera_info[i]
+        return REDUCE_FACTORS[-1] if info is None else self.detector.decode_reduce(info.width)
+
     def _decode(self, i: int, msg: Any) -> CameraInput | None:
+        reduce = self.decode_reduce(i)
         try:
             if hasattr(msg, "format"):
-                img = images.compressed_to_rgb(msg, reduce=self.decode_reduce)
-            else:
-                img = images.image_to_rgb(msg)
-                if self.decode_reduce > 1:  # raw images: subsample (no decode cost to save)
-                    img = img[:: self.decode_reduce, :: self.decode_reduce]
+                img = images.compressed_to_rgb(msg, reduce=reduce)
+            else:  # raw: box-reduced, the same sampling (and K convention) as the JPEG decode
+                img = images.image_to_rgb(msg, reduce=reduce)
         except ValueError as exc:
             self.bad("camera_image_invalid", f"{self.p.camera_topics[i]}: {exc}")
             return None
@@ -211,11 +216,14 @@ class DetectionFrontend:
         from imkd_ros.types import Frame
 
         rig = Rig.default()
-        r = self.decode_reduce
-        images = [np.zeros(((c.height + r - 1) // r, (c.width + r - 1) // r, 3), np.uint8) for c in rig.cameras]
-        k = rig.intrinsics_array().astype(np.float32)
-        k[:, :2, :] /= r
-        frame = Frame(timestamp_us=0, images=images, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
+        sizes, ks = [], []
+        for c, k in zip(rig.cameras, rig.intrinsics_array()):
+            r = self.detector.decode_reduce(c.width)
+            sizes.append(reduced_size(c.width, c.height, r))
+            ks.append(scale_intrinsics(k, 1.0 / r, 1.0 / r))
+        blank = [np.zeros((h, w, 3), np.uint8) for w, h in sizes]
+        k = np.stack(ks).astype(np.float32)
+        frame = Frame(timestamp_us=0, images=blank, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
                       camera_valid=np.ones(len(images), bool), radar=np.zeros((0, 8), np.float32),
                       meta={"warmup": True})
         t0 = time.perf_counter()

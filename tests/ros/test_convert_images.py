@@ -228,3 +228,32 @@ def test_decoders_need_no_ros():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_16bit_png_is_refused_not_clipped(jpeg_decoder):
+    from PIL import Image as PILImage
+
+    depth = np.array([[0, 300], [40000, 65535]], np.uint16)  # values a clip to 0..255 would destroy
+    buf = io.BytesIO()
+    PILImage.fromarray(depth).save(buf, "PNG")
+    data = buf.getvalue()
+    assert data[24] == 16  # IHDR bit depth, read by hand
+    with pytest.raises(ValueError, match="16-bit PNG"):
+        images.compressed_to_rgb(SimpleNamespace(format="16UC1; png compressed", data=data))
+    gray8 = io.BytesIO()
+    PILImage.fromarray(np.array([[0, 7], [200, 255]], np.uint8)).save(gray8, "PNG")
+    out = images.compressed_to_rgb(SimpleNamespace(format="png", data=gray8.getvalue()))
+    np.testing.assert_array_equal(out[..., 1], [[0, 7], [200, 255]])  # 8-bit gray PNG: exact
+
+
+def test_raw_image_reduce_is_a_box_average():
+    """A reduced raw image averages r x r blocks (ceil size), like the JPEG DCT-scaled decode."""
+    rgb = _rgb(9, 10, seed=5)
+    msg = SimpleNamespace(encoding="rgb8", height=9, width=10, step=30, data=rgb.tobytes())
+    out = images.image_to_rgb(msg, reduce=2)
+    assert out.shape == (5, 5, 3)
+    block = rgb[2:4, 4:6].astype(float).mean(axis=(0, 1))
+    np.testing.assert_allclose(out[1, 2], block, atol=0.51)
+    np.testing.assert_allclose(out[4, 4], rgb[8, 8:10].astype(float).mean(axis=0), atol=0.51)  # partial block
+    with pytest.raises(ValueError, match="reduce"):
+        images.image_to_rgb(msg, reduce=3)

@@ -17,10 +17,12 @@ PERIOD = 83_333_333
 
 class Recorder:
     name = "recorder"
-    decode_reduce = 4
 
     def __init__(self) -> None:
         self.frames = []
+
+    def decode_reduce(self, camera_width: int) -> int:
+        return 4
 
     def detect(self, frame):
         self.frames.append(frame)
@@ -66,7 +68,8 @@ def test_reduced_decode_keeps_geometry_consistent(front) -> None:
     assert len(outs) == 1 and not outs[0].result.missing_cameras
     frame = front.detector.frames[-1]
     assert frame.images[0].shape == (225, 400, 3)
-    np.testing.assert_allclose(frame.intrinsics[0][:2], K[:2] / 4, rtol=1e-3)
+    quarter = [[1266 / 4, 0, 816.5 / 4 - 0.5], [0, 1266 / 4, 491.5 / 4 - 0.5]]  # pixel-centre convention
+    np.testing.assert_allclose(frame.intrinsics[0][:2], quarter, rtol=1e-6)
     assert frame.radar.shape[0] == 4 * len(RADAR_NAMES)
 
 
