@@ -22,17 +22,28 @@ from imkd_ros.pipeline import FrameDetector, InferenceWorker
 from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
+from imkd_ros.share import share_file
 from imkd_ros.sync import SyncedKeyframe
 
-SHIPPED_STUDENT = Path(__file__).resolve().parents[2] / "models" / "imkd_student_cpu.pt"
+SHIPPED_STUDENT = ("models", "imkd_student_cpu.pt")  # under the package share dir (imkd_ros.share)
+
+
+def shipped_student() -> Path:
+    """The shipped student checkpoint of this installation (source tree or share/imkd_ros)."""
+    return share_file(*SHIPPED_STUDENT)
 
 
 def make_detector(params: NodeParams) -> tuple[FrameDetector, str]:
-    """The model runtime the parameters ask for, and why it was chosen (for the log)."""
+    """The model runtime the parameters ask for, and why it was chosen (for the log).
+
+    ``model`` / ``model_override`` name a checkpoint or a TensorRT engine (runtime.model_file);
+    empty means the shipped student. Errors: ModelFileError / BackendUnavailableError, one line.
+    """
     from imkd_ros.runtime import create_detector
 
-    model = params.model_path or str(SHIPPED_STUDENT)
-    return create_detector(model, backend=params.backend, precision=params.precision)
+    model = params.model_path or str(shipped_student())
+    detector, why = create_detector(model, backend=params.backend, precision=params.precision)
+    return detector, f"{why}; model {model}"
 
 
 class DetectorNode:
@@ -191,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node("imkd_detector")
     try:
         detector = DetectorNode(node)
-    except (ParameterError, FileNotFoundError, RuntimeError) as exc:
-        node.get_logger().fatal(str(exc))
+    except (ParameterError, ValueError, OSError, RuntimeError) as exc:
+        # a bad parameter, model file (ModelFileError names it and what was expected), missing
+        # backend or broken install: one FATAL line, exit 2 (a launch with on_exit ends)
+        node.get_logger().fatal(" ".join(str(exc).split()) or type(exc).__name__)
         node.destroy_node()
         rclpy.try_shutdown()
         return 2

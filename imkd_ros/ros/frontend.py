@@ -224,7 +224,7 @@ class DetectionFrontend:
         blank = [np.zeros((h, w, 3), np.uint8) for w, h in sizes]
         k = np.stack(ks).astype(np.float32)
         frame = Frame(timestamp_us=0, images=blank, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
-                      camera_valid=np.ones(len(images), bool), radar=np.zeros((0, 8), np.float32),
+                      camera_valid=np.ones(len(blank), bool), radar=np.zeros((0, 8), np.float32),
                       meta={"warmup": True})
         t0 = time.perf_counter()
         self.detector.detect(frame)
