@@ -51,7 +51,7 @@ def _detector(context: LaunchContext) -> list:
         why = f"bad launch arguments: on_exit:={on_exit} (one of {', '.join(ON_EXIT)}), respawn_delay:={delay_text}"
         return [LogInfo(msg=why), Shutdown(reason=why)]
     respawn = on_exit == "respawn"
-    exit_actions = [] if respawn else [Shutdown(reason="the imkd detector process exited (on_exit:=shutdown)")]
+    exit_actions = None if respawn else [Shutdown(reason="the imkd detector process exited (on_exit:=shutdown)")]
     node = Node(
         package=PKG,
         executable="detector_node",

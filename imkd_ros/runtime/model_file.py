@@ -65,6 +65,7 @@ def load_student_checkpoint(path: Path):  # -> imkd_ros.model.imkd.Student
     try:
         return load_student(path)
     except Exception as exc:  # unpickling, zip, missing keys, wrong shapes: all "not a checkpoint"
-        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        text = " ".join(str(exc).split())
+        why = f"{type(exc).__name__}: {text.split('. ')[0][:200]}"  # first sentence: torch's are long
         raise ModelFileError(f"model {path}: not an imkd student checkpoint (expected a .pt written by "
                              f"`imkd train`, with 'config' and 'state_dict'): {why}") from exc
