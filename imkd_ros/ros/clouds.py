@@ -90,7 +90,7 @@ def _nan_fields(dtype: np.dtype, nan_fields: Sequence[str] | None) -> list[str]:
     names = dtype.names or ()
     if nan_fields is not None:
         return [n for n in nan_fields if n in names]
-    xyz = [n for n in ("x", "y", "z") if n in names]
+    xyz: list[str] = [n for n in ("x", "y", "z") if n in names]
     return xyz or [n for n in names if dtype[n].base.kind == "f"]
 
 

@@ -28,11 +28,11 @@ _PRIMITIVE_TYPES = {"double": 1.5, "float": 0.5, "string": "s", "int32": 3, "uin
 
 
 @cache
-def flat_fields(cls: type) -> tuple[str, ...] | None:
+def flat_fields(cls: Any) -> tuple[str, ...] | None:
     """Field names of a flat message class that can be filled through its slots, else None."""
     try:
-        fields = cls.get_fields_and_field_types()  # type: ignore[attr-defined]
-        if set(cls.__slots__) != {"_" + f for f in fields} | {"_check_fields"}:  # type: ignore[attr-defined]
+        fields = cls.get_fields_and_field_types()
+        if set(cls.__slots__) != {"_" + f for f in fields} | {"_check_fields"}:
             return None
         if not all(t in _PRIMITIVE_TYPES for t in fields.values()):
             return None
@@ -47,7 +47,7 @@ def flat_fields(cls: type) -> tuple[str, ...] | None:
         return None
 
 
-def msg(cls: type, **kw: Any) -> Any:
+def msg(cls: Any, **kw: Any) -> Any:
     """Flat message from all its field values (Python scalars of the right type)."""
     names = flat_fields(cls) if FAST_MSGS else None
     if names is None or len(kw) != len(names):

@@ -194,15 +194,16 @@ def _decode_pil(data: np.ndarray, kind: str, reduce: int) -> np.ndarray:
     from PIL import Image as PILImage
 
     try:
-        im = PILImage.open(io.BytesIO(data))
-        w, h = im.size
+        src = PILImage.open(io.BytesIO(data.tobytes()))
+        w, h = src.size
         want = (-(-w // reduce), -(-h // reduce))  # ceil, as libjpeg's DCT scaling
         if kind == "jpeg" and reduce > 1:
-            im.draft("RGB", (max(w // reduce, 1), max(h // reduce, 1)))  # PIL picks scale = w // this
+            src.draft("RGB", (max(w // reduce, 1), max(h // reduce, 1)))  # PIL picks scale = w // this
+        im: PILImage.Image = src
         if im.mode != "RGB":
             im = im.convert("RGB")
         if im.size != want:  # PNG, or a JPEG the decoder would not scale
-            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.BOX)
+            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.Resampling.BOX)
         return np.asarray(im)
     except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
         raise ValueError(f"could not decode {kind} CompressedImage ({data.size} bytes): {exc}") from exc
