@@ -125,7 +125,7 @@ def main() -> None:
     print("critical path = ingest + sync + decode + pipeline (no model) + detection/object messages;"
           " [stage medians ms]")
     rows = []
-    for label, p, raw, reduce in (("raw rgb8", raw_params, True, 1), ("raw rgb8 (subsampled)", raw_params, True,
+    for label, p, raw, reduce in (("raw rgb8", raw_params, True, 1), ("raw rgb8 (box-reduced)", raw_params, True,
                                                                          args.reduce),
                                   ("jpeg full decode", params, False, 1),
                                   (f"jpeg 1/{args.reduce} decode", params, False, args.reduce)):

@@ -26,7 +26,8 @@ import pytest
 from imkd_ros.testing import LOOPBACK_PROFILE, wait_for
 from tests.vendor import ROOT, VENDOR_PYTHON, require_vendor
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# A colcon build of a ROS message package takes minutes on a loaded 2-core box: a generous per-test limit.
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 RUNNER = Path(__file__).with_name("launch_runner.py")
 NS = "/perception/imkd_detector"
