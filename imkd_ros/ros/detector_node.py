@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         # a bad parameter, model file (ModelFileError names it and what was expected), missing
         # backend or broken install: one FATAL line, exit 2 (a launch with on_exit ends)
         node.get_logger().fatal(" ".join(str(exc).split()) or type(exc).__name__)
+        node.get_logger().debug(traceback.format_exc())  # --log-level debug shows where
         node.destroy_node()
         rclpy.try_shutdown()
         return 2

@@ -155,13 +155,16 @@ class DetectionFrontend:
 
     # -- one keyframe (worker thread) ------------------------------------------------------------
     def decode_reduce(self, i: int) -> int:
-        """Decode reduction for camera i, from its CameraInfo width and the model's input width.
-        Without CameraInfo the pipeline drops the view as uncalibrated: decode it at the cheapest."""
-        info = self.camera_info[i]
+        """Decode reduction for camera i, from its CameraInfo width and the model's input width."""
+        return self._reduce_for(self.camera_info[i])
+
+    def _reduce_for(self, info: calibration.CameraIntrinsics | None) -> int:
+        # without CameraInfo the pipeline drops the view as uncalibrated: decode it at the cheapest
         return REDUCE_FACTORS[-1] if info is None else self.detector.decode_reduce(info.width)
 
     def _decode(self, i: int, msg: Any) -> CameraInput | None:
-        reduce = self.decode_reduce(i)
+        info = self.camera_info[i]  # read once: the reduction and the K the pipeline scales agree
+        reduce = self._reduce_for(info)
         try:
             if hasattr(msg, "format"):
                 img = images.compressed_to_rgb(msg, reduce=reduce)
@@ -170,7 +173,6 @@ class DetectionFrontend:
         except ValueError as exc:
             self.bad("camera_image_invalid", f"{self.p.camera_topics[i]}: {exc}")
             return None
-        info = self.camera_info[i]
         frame_id = msg.header.frame_id.lstrip("/") or CAMERA_NAMES[i].lower()
         return CameraInput(img, msgutil.time_to_ns(msg.header.stamp), frame_id,
                            None if info is None else info.K, None if info is None else info.size)
