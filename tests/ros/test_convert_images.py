@@ -257,3 +257,42 @@ def test_raw_image_reduce_is_a_box_average():
     np.testing.assert_allclose(out[4, 4], rgb[8, 8:10].astype(float).mean(axis=0), atol=0.51)  # partial block
     with pytest.raises(ValueError, match="reduce"):
         images.image_to_rgb(msg, reduce=3)
+
+
+def test_16bit_png_camera_is_counted_as_invalid_by_the_frontend():
+    """Through the node's front end the refusal is a counted, warned drop, not an exception."""
+    from PIL import Image as PILImage
+    from tf2_msgs.msg import TFMessage
+
+    from imkd_ros.constants import CAMERA_NAMES
+    from imkd_ros.ros import calibration
+    from imkd_ros.ros.frontend import DetectionFrontend
+    from imkd_ros.ros.params import NodeParams
+
+    class Never:
+        name = "never"
+
+        def detect(self, frame):
+            raise AssertionError("no usable view: the model must not run")
+
+        def decode_reduce(self, camera_width: int) -> int:
+            return 1
+
+    buf = io.BytesIO()
+    PILImage.fromarray(np.full((9, 16), 1000, np.uint16)).save(buf, "PNG")
+    warnings = []
+    front = DetectionFrontend(NodeParams(radar_wait_ms=0.0, radar_topics=[]), Never(), warn=warnings.append)
+    try:
+        front.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "base_link", n.lower())
+                                          for n in CAMERA_NAMES]), True)
+        K = np.array([[10.0, 0, 8], [0, 10, 4.5], [0, 0, 1]])
+        for i, n in enumerate(CAMERA_NAMES):
+            front.on_camera_info(i, calibration.intrinsics_to_camera_info(K, 16, 9, n.lower()))
+            msg = images.rgb_to_compressed(np.zeros((1, 1, 3), np.uint8), n.lower(), 10**9 + i, fmt="png")
+            msg.data, msg.format = buf.getvalue(), "mono16; png compressed"
+            front.on_camera(i, msg)
+        outs = [front.process(kf) for kf in front.poll(2 * 10**9)]
+    finally:
+        front.close()
+    assert outs == [None] and front.counters["camera_image_invalid"] == 6
+    assert front.counters["keyframes_skipped"] == 1 and any("16-bit PNG" in w for w in warnings)
