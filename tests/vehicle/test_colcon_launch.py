@@ -239,13 +239,16 @@ def test_on_exit_respawn_restarts_a_dead_node(plain_install: Path, start_launch,
     """on_exit:=respawn: a node that dies (here: a bad model file, one FATAL line) is started again."""
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"not a checkpoint")
-    launch = start_launch(plain_install, f"model:={bad}", "on_exit:=respawn", "respawn_delay:=0.5")
+    launch = start_launch(plain_install, f"model:={bad}", "on_exit:=respawn", "respawn_delay:=0.5",
+                          "shm_profile:=true")
     wait_for(lambda: len(launch.node_pids()) >= 2 or launch.proc.poll() is not None, 600, "a respawned node",
              poll=0.2)
     assert launch.proc.poll() is None, launch.log()[-4000:]
     log = launch.log()
     assert re.search(r"\[FATAL\].*model \S*broken\.pt: not an imkd student checkpoint", log), log[-4000:]
     assert "Traceback" not in log
+    # shm_profile:=true with a profile already set (the tests' loopback one): kept, not replaced
+    assert f"keeping the Fast DDS profile already set (FASTDDS_DEFAULT_PROFILES_FILE={LOOPBACK_PROFILE})" in log
     os.killpg(launch.proc.pid, signal.SIGINT)  # Ctrl-C still ends a respawning launch
     launch.proc.wait(120)
 
