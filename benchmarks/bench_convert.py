@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from imkd_ros.ros import convert as cv
+from imkd_ros.ros import clouds, detections, images, markers
 from imkd_ros.types import Boxes
 
 W, H = 1600, 900
@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     r = args.repeat
     imgs = [synthetic_camera_image(i) for i in range(6)]
-    print(f"backends: {cv.backends()}  image {W}x{H}, median / min of {r} runs")
+    print(f"backends: {images.backends()}  image {W}x{H}, median / min of {r} runs")
 
     def row(name: str, fn: Callable[[], object], per: int = 1) -> None:
         med, best = timeit(fn, r)
@@ -59,37 +59,45 @@ def main() -> None:
 
     print("raw sensor_msgs/Image -> RGB ndarray")
     for enc in ("rgb8", "bgr8", "rgba8"):
-        msgs = [cv.rgb_to_image(im, "cam", 0, encoding=enc) for im in imgs]
-        row(f"{enc}: one image", lambda m=msgs[0]: cv.image_to_rgb(m))
-        row(f"{enc}: six images (one keyframe)", lambda ms=msgs: [cv.image_to_rgb(m) for m in ms], 6)
+        msgs = [images.rgb_to_image(im, "cam", 0, encoding=enc) for im in imgs]
+        row(f"{enc}: one image", lambda m=msgs[0]: images.image_to_rgb(m))
+        row(f"{enc}: six images (one keyframe)", lambda ms=msgs: [images.image_to_rgb(m) for m in ms], 6)
         if enc == "rgb8":
-            row("rgb8: six images, copy=True", lambda ms=msgs: [cv.image_to_rgb(m, copy=True) for m in ms], 6)
+            row("rgb8: six images, copy=True", lambda ms=msgs: [images.image_to_rgb(m, copy=True) for m in ms], 6)
 
-    jpegs = [cv.rgb_to_compressed(im, "cam", 0, "jpeg", quality=90) for im in imgs]
+    jpegs = [images.rgb_to_compressed(im, "cam", 0, "jpeg", quality=90) for im in imgs]
     pool = ThreadPoolExecutor(max_workers=2)
-    cv2_mod = cv._cv2_mod
+    cv2_mod = images._cv2_mod
     for decoder in ("opencv", "pillow"):
         if decoder == "opencv" and cv2_mod is None:
             continue
-        cv._cv2_mod = cv2_mod if decoder == "opencv" else None
+        images._cv2_mod = cv2_mod if decoder == "opencv" else None
         print(f"sensor_msgs/CompressedImage (JPEG q90, {decoder}) -> RGB ndarray")
         print(f"  JPEG sizes: {[len(j.data) // 1024 for j in jpegs]} KiB")
         for red in (1, 2, 4):
             size = f"{-(-W // red)}x{-(-H // red)}"
-            row(f"reduce={red} ({size}): one image", lambda red=red: cv.compressed_to_rgb(jpegs[0], reduce=red))
-            row(f"reduce={red}: six images, serial", lambda red=red: cv.compressed_to_rgb_many(jpegs, reduce=red), 6)
+            row(f"reduce={red} ({size}): one image", lambda red=red: images.compressed_to_rgb(jpegs[0], reduce=red))
+            row(f"reduce={red}: six images, serial",
+                lambda red=red: images.compressed_to_rgb_many(jpegs, reduce=red), 6)
             row(
                 f"reduce={red}: six images, 2 threads",
-                lambda red=red: cv.compressed_to_rgb_many(jpegs, reduce=red, executor=pool),
+                lambda red=red: images.compressed_to_rgb_many(jpegs, reduce=red, executor=pool),
                 6,
             )
-    cv._cv2_mod = cv2_mod
+    images._cv2_mod = cv2_mod
     pool.shutdown()
 
     print("radar PointCloud2 -> (N, 18): one keyframe = 5 radars x 6 sweeps x 125 points")
     rng = np.random.default_rng(0)
-    clouds = [cv.radar_to_pointcloud2(rng.normal(size=(125, 18)).astype(np.float32)) for _ in range(30)]
-    row("30 sweeps", lambda: [cv.pointcloud2_to_radar(c) for c in clouds], 30)
+    sweeps = [clouds.radar_to_pointcloud2(rng.normal(size=(125, 18)).astype(np.float32)) for _ in range(30)]
+    row("30 sweeps", lambda: [clouds.pointcloud2_to_radar(c) for c in sweeps], 30)
+    try:  # the vehicle library, for comparison only (PYTHONPATH=../shared/vendor/python)
+        from sensor_msgs_py import point_cloud2 as pc2
+    except ImportError:
+        print("  (sensor_msgs_py not importable: no comparison row)")
+    else:
+        row("30 sweeps, sensor_msgs_py.read_points (reference)",
+            lambda: [pc2.read_points(c, skip_nans=True) for c in sweeps], 30)
 
     print("outputs from Boxes (100 detections)")
     n = 100
@@ -99,9 +107,9 @@ def main() -> None:
         yaw=rng.uniform(-3, 3, n).astype(np.float32), velocity=rng.normal(size=(n, 2)).astype(np.float32),
         labels=rng.integers(0, 10, n), scores=rng.random(n).astype(np.float32), attributes=np.full(n, -1),
     )
-    row("Detection3DArray", lambda: cv.boxes_to_detection3d_array(boxes, "base_link", 0))
-    row("Object3DArray", lambda: cv.boxes_to_object3d_array(boxes, "base_link", 0))
-    row("MarkerArray", lambda: cv.boxes_to_marker_array(boxes, "base_link", 0))
+    row("Detection3DArray", lambda: detections.boxes_to_detection3d_array(boxes, "base_link", 0))
+    row("Object3DArray", lambda: detections.boxes_to_object3d_array(boxes, "base_link", 0))
+    row("MarkerArray", lambda: markers.boxes_to_marker_array(boxes, "base_link", 0))
 
 
 if __name__ == "__main__":

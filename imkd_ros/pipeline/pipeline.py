@@ -18,6 +18,7 @@ import numpy as np
 from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
 from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.rig.intrinsics import decode_scale, scale_intrinsics
 from imkd_ros.types import Boxes, Frame
 
 
@@ -28,6 +29,10 @@ class FrameDetector(Protocol):
 
     def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
         """Boxes in the frame's ego frame and per-stage timings in ms."""
+        ...
+
+    def decode_reduce(self, camera_width: int) -> int:
+        """Decode reduction (1, 2, 4, 8) for a camera of this CameraInfo width."""
         ...
 
 
@@ -43,7 +48,8 @@ class PipelineConfig:
 @dataclass
 class CameraInput:
     """One decoded camera view. `intrinsics` is for an image of `info_size` (w, h) (CameraInfo);
-    the image may be decoded smaller (reduced-size JPEG decode), K is scaled to match."""
+    the image may be decoded smaller (reduced-size decode): the pipeline rescales K to the image,
+    pixel-centre convention (imkd_ros.rig.intrinsics), and nowhere else."""
 
     image: np.ndarray | None  # (H, W, 3) uint8 RGB
     stamp_ns: int
@@ -87,12 +93,8 @@ class DetectorPipeline:
         if cam.intrinsics is None or cam.info_size is None:
             raise ValueError("no CameraInfo yet")
         h, w = cam.image.shape[:2]
-        sx, sy = w / cam.info_size[0], h / cam.info_size[1]
-        if abs(sx - sy) > 0.02:
-            raise ValueError(f"image {w}x{h} does not match CameraInfo {cam.info_size[0]}x{cam.info_size[1]}")
-        k = np.asarray(cam.intrinsics, np.float64).copy()
-        k[0, :] *= sx
-        k[1, :] *= sy
+        sx, sy = decode_scale(cam.info_size, (w, h))  # ValueError if the image is not this camera's
+        k = scale_intrinsics(cam.intrinsics, sx, sy)
         cam_to_ego = self.tf.lookup(self.config.base_frame, cam.frame_id, cam.stamp_ns)
         return k, cam_to_ego
 

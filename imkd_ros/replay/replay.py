@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from imkd_ros.pipeline import FrameDetector, transform_boxes
-from imkd_ros.ros import convert
+from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, validate
 from imkd_ros.types import Boxes
@@ -99,8 +99,8 @@ class Replay:
             table[t] = lambda m, t=t: f.on_radar(t, m)
         table["/tf"] = lambda m: f.on_tf(m, False)
         table["/tf_static"] = lambda m: f.on_tf(m, True)
-        table[GT_TOPIC] = lambda m: self.gt.__setitem__(convert.time_to_ns(m.header.stamp),
-                                                        convert.object3d_array_to_boxes(m))
+        table[GT_TOPIC] = lambda m: self.gt.__setitem__(msgutil.time_to_ns(m.header.stamp),
+                                                        detections.object3d_array_to_boxes(m))
         return table
 
     def _gt_stamps_near(self, stamp: int) -> int | None:
@@ -184,8 +184,8 @@ class Replay:
             self.stage_ms[k].append(v)
         if writer is not None:
             stamp = max(t_bag, r.stamp_ns)
-            builders = (convert.boxes_to_detection3d_array, convert.boxes_to_object3d_array,
-                        convert.boxes_to_marker_array)
+            builders = (detections.boxes_to_detection3d_array, detections.boxes_to_object3d_array,
+                        markers.boxes_to_marker_array)
             for topic, build in zip(OUT_TOPICS, builders):
                 writer.write(conns[topic], stamp, bytes(serialize(build(r.boxes, r.frame_id, r.stamp_ns))))
 

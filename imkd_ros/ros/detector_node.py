@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -19,20 +20,31 @@ import numpy as np
 
 from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.pipeline import FrameDetector, InferenceWorker
-from imkd_ros.ros import convert
+from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
+from imkd_ros.share import share_file
 from imkd_ros.sync import SyncedKeyframe
 
-SHIPPED_STUDENT = Path(__file__).resolve().parents[2] / "models" / "imkd_student_cpu.pt"
+SHIPPED_STUDENT = ("models", "imkd_student_cpu.pt")  # under the package share dir (imkd_ros.share)
+
+
+def shipped_student() -> Path:
+    """The shipped student checkpoint of this installation (source tree or share/imkd_ros)."""
+    return share_file(*SHIPPED_STUDENT)
 
 
 def make_detector(params: NodeParams) -> tuple[FrameDetector, str]:
-    """The model runtime the parameters ask for, and why it was chosen (for the log)."""
+    """The model runtime the parameters ask for, and why it was chosen (for the log).
+
+    ``model`` / ``model_override`` name a checkpoint or a TensorRT engine (runtime.model_file);
+    empty means the shipped student. Errors: ModelFileError / BackendUnavailableError, one line.
+    """
     from imkd_ros.runtime import create_detector
 
-    model = params.model_path or str(SHIPPED_STUDENT)
-    return create_detector(model, backend=params.backend, precision=params.precision)
+    model = params.model_path or str(shipped_student())
+    detector, why = create_detector(model, backend=params.backend, precision=params.precision)
+    return detector, f"{why}; model {model}"
 
 
 class DetectorNode:
@@ -93,7 +105,8 @@ class DetectorNode:
         self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
         self.log.info(
             f"ready: {len(p.camera_topics)} cameras, {len(p.radar_topics)} radars, output "
-            f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode 1/{f.decode_reduce}"
+            f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode reduction per camera "
+            "from its CameraInfo width"
         )
 
     # -- executor thread: cheap, never waits for the model ---------------------------------------
@@ -117,13 +130,13 @@ class DetectorNode:
             return
         t0 = time.perf_counter()
         r = out.result
-        self.pub_det.publish(convert.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns))
-        self.pub_obj.publish(convert.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns))
+        self.pub_det.publish(detections.boxes_to_detection3d_array(r.boxes, r.frame_id, r.stamp_ns))
+        self.pub_obj.publish(detections.boxes_to_object3d_array(r.boxes, r.frame_id, r.stamp_ns))
         t_end = time.perf_counter()
         if self.pub_markers.get_subscription_count():  # visualisation costs ~0.3 ms/box: only for a viewer
-            self.pub_markers.publish(convert.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns))
+            self.pub_markers.publish(markers.boxes_to_marker_array(r.boxes, r.frame_id, r.stamp_ns))
         self.pub_status.publish(self._DetectorStatus(
-            header=convert.make_header(r.frame_id, r.stamp_ns), backend=self.front.detector.name,
+            header=msgutil.make_header(r.frame_id, r.stamp_ns), backend=self.front.detector.name,
             missing_cameras=r.missing_cameras, radar_points=r.radar_points, sync_skew_ms=kf.skew_ns / 1e6,
             latency_ms=(t_end - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
             frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))
@@ -190,8 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     node = rclpy.create_node("imkd_detector")
     try:
         detector = DetectorNode(node)
-    except (ParameterError, FileNotFoundError, RuntimeError) as exc:
-        node.get_logger().fatal(str(exc))
+    except (ParameterError, ValueError, OSError, RuntimeError) as exc:
+        # a bad parameter, model file (ModelFileError names it and what was expected), missing
+        # backend or broken install: one FATAL line, exit 2 (a launch with on_exit ends)
+        node.get_logger().fatal(" ".join(str(exc).split()) or type(exc).__name__)
+        node.get_logger().debug(traceback.format_exc())  # --log-level debug shows where
         node.destroy_node()
         rclpy.try_shutdown()
         return 2

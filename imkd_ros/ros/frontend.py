@@ -29,7 +29,8 @@ from imkd_ros.pipeline import (
     RadarSweepPoints,
 )
 from imkd_ros.pipeline.radar import radar_point_filter
-from imkd_ros.ros import convert
+from imkd_ros.rig.intrinsics import REDUCE_FACTORS, reduced_size, scale_intrinsics
+from imkd_ros.ros import calibration, clouds, images, msgutil
 from imkd_ros.ros.params import NodeParams
 from imkd_ros.sync import SyncConfig, SyncedKeyframe, SyncPolicy
 
@@ -70,12 +71,11 @@ class DetectionFrontend:
                  warn: Callable[[str], None] | None = None, decode_threads: int = 2) -> None:
         p = self.p = params
         self.detector = detector
-        self.decode_reduce = int(getattr(detector, "decode_reduce", 1))
         self.pipeline = DetectorPipeline(
             detector, PipelineConfig(p.base_frame, p.odom_frame, p.output_frame, p.score_threshold, p.max_detections)
         )
         self.sync = SyncPolicy(sync_config(p))
-        self.camera_info: list[convert.CameraIntrinsics | None] = [None] * len(CAMERA_NAMES)
+        self.camera_info: list[calibration.CameraIntrinsics | None] = [None] * len(CAMERA_NAMES)
         self.counters: Counter[str] = Counter()
         self.rx: Counter[str] = Counter()
         self._warn = warn or (lambda text: None)
@@ -91,7 +91,7 @@ class DetectionFrontend:
     # -- inputs (cheap: called from executor callbacks) ----------------------------------------
     def on_camera(self, i: int, msg: Any) -> None:
         self.rx[self.p.camera_topics[i]] += 1
-        stamp = convert.time_to_ns(msg.header.stamp)
+        stamp = msgutil.time_to_ns(msg.header.stamp)
         if stamp <= 0:
             self.bad("camera_zero_stamp", f"{self.p.camera_topics[i]}: zero stamp")
             return
@@ -100,7 +100,7 @@ class DetectionFrontend:
     def on_camera_info(self, i: int, msg: Any) -> None:
         self.rx[self.p.camera_info_topics[i]] += 1
         try:
-            info = convert.camera_info_to_intrinsics(msg)
+            info = calibration.camera_info_to_intrinsics(msg)
         except ValueError as exc:
             self.bad("camera_info_invalid", f"{self.p.camera_info_topics[i]}: {exc}")
             return
@@ -110,7 +110,7 @@ class DetectionFrontend:
 
     def on_radar(self, topic: str, msg: Any) -> None:
         self.rx[topic] += 1
-        stamp = convert.time_to_ns(msg.header.stamp)
+        stamp = msgutil.time_to_ns(msg.header.stamp)
         if stamp <= 0:
             self.bad("radar_zero_stamp", f"{topic}: zero stamp")
             return
@@ -121,14 +121,14 @@ class DetectionFrontend:
             return  # the YAML calibration wins; /tf_static is ignored on purpose
         for t in msg.transforms:
             try:
-                m = convert.transform_to_matrix(t)
+                m = calibration.transform_to_matrix(t)
                 if not np.isfinite(m).all():
                     raise ValueError("non-finite transform")
             except ValueError as exc:
                 self.bad("tf_invalid", f"{t.header.frame_id} <- {t.child_frame_id}: {exc}")
                 continue
             self.pipeline.tf.set_transform(t.header.frame_id.lstrip("/"), t.child_frame_id.lstrip("/"), m,
-                                           convert.time_to_ns(t.header.stamp), static=static)
+                                           msgutil.time_to_ns(t.header.stamp), static=static)
 
     def poll(self, now_ns: int) -> list[SyncedKeyframe]:
         """Keyframes the sync policy has finished at `now_ns` (ROS or bag time)."""
@@ -154,20 +154,27 @@ class DetectionFrontend:
         self._warn(f"dropped bad input ({key}): {text}")
 
     # -- one keyframe (worker thread) ------------------------------------------------------------
+    def decode_reduce(self, i: int) -> int:
+        """Decode reduction for camera i, from its CameraInfo width and the model's input width."""
+        return self._reduce_for(self.camera_info[i])
+
+    def _reduce_for(self, info: calibration.CameraIntrinsics | None) -> int:
+        # without CameraInfo the pipeline drops the view as uncalibrated: decode it at the cheapest
+        return REDUCE_FACTORS[-1] if info is None else self.detector.decode_reduce(info.width)
+
     def _decode(self, i: int, msg: Any) -> CameraInput | None:
+        info = self.camera_info[i]  # read once: the reduction and the K the pipeline scales agree
+        reduce = self._reduce_for(info)
         try:
             if hasattr(msg, "format"):
-                img = convert.compressed_to_rgb(msg, reduce=self.decode_reduce)
-            else:
-                img = convert.image_to_rgb(msg)
-                if self.decode_reduce > 1:  # raw images: subsample (no decode cost to save)
-                    img = img[:: self.decode_reduce, :: self.decode_reduce]
+                img = images.compressed_to_rgb(msg, reduce=reduce)
+            else:  # raw: box-reduced, the same sampling (and K convention) as the JPEG decode
+                img = images.image_to_rgb(msg, reduce=reduce)
         except ValueError as exc:
             self.bad("camera_image_invalid", f"{self.p.camera_topics[i]}: {exc}")
             return None
-        info = self.camera_info[i]
         frame_id = msg.header.frame_id.lstrip("/") or CAMERA_NAMES[i].lower()
-        return CameraInput(img, convert.time_to_ns(msg.header.stamp), frame_id,
+        return CameraInput(img, msgutil.time_to_ns(msg.header.stamp), frame_id,
                            None if info is None else info.K, None if info is None else info.size)
 
     def process(self, kf: SyncedKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
@@ -193,7 +200,7 @@ class DetectionFrontend:
             self._radar_cache.move_to_end(key)
             return self._radar_cache[key]
         try:
-            read = convert.pointcloud2_to_radar(msg)
+            read = clouds.pointcloud2_to_radar(msg)
             self.counters["radar_points_nonfinite"] += read.dropped
             sweep = radar_sweep_from_cloud(read.points, msg.header.frame_id.lstrip("/"), stamp_ns)
         except ValueError as exc:
@@ -211,12 +218,15 @@ class DetectionFrontend:
         from imkd_ros.types import Frame
 
         rig = Rig.default()
-        r = self.decode_reduce
-        images = [np.zeros(((c.height + r - 1) // r, (c.width + r - 1) // r, 3), np.uint8) for c in rig.cameras]
-        k = rig.intrinsics_array().astype(np.float32)
-        k[:, :2, :] /= r
-        frame = Frame(timestamp_us=0, images=images, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
-                      camera_valid=np.ones(len(images), bool), radar=np.zeros((0, 8), np.float32),
+        sizes, ks = [], []
+        for c, k in zip(rig.cameras, rig.intrinsics_array()):
+            r = self.detector.decode_reduce(c.width)
+            sizes.append(reduced_size(c.width, c.height, r))
+            ks.append(scale_intrinsics(k, 1.0 / r, 1.0 / r))
+        blank = [np.zeros((h, w, 3), np.uint8) for w, h in sizes]
+        k = np.stack(ks).astype(np.float32)
+        frame = Frame(timestamp_us=0, images=blank, intrinsics=k, cam_to_ego=rig.cam_to_ego_array().astype(np.float32),
+                      camera_valid=np.ones(len(blank), bool), radar=np.zeros((0, 8), np.float32),
                       meta={"warmup": True})
         t0 = time.perf_counter()
         self.detector.detect(frame)

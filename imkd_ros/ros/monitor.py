@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from imkd_msgs.msg import DetectorStatus, Object3DArray
     from rclpy.executors import ExternalShutdownException
 
-    from imkd_ros.ros import convert
+    from imkd_ros.ros import detections, msgutil
 
     parser = argparse.ArgumentParser(prog="imkd_ros.ros.monitor")
     parser.add_argument("--ns", default="/perception/imkd_detector", help="the detector node's name")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_objects(msg: Any) -> None:
         arrivals.append(time.monotonic())
-        preds[convert.time_to_ns(msg.header.stamp)] = convert.object3d_array_to_boxes(msg)
+        preds[msgutil.time_to_ns(msg.header.stamp)] = detections.object3d_array_to_boxes(msg)
         last["n"] = len(msg.objects)
 
     def on_status(msg: Any) -> None:
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     node.create_subscription(Object3DArray, f"{args.ns}/objects", on_objects, 50)
     node.create_subscription(DetectorStatus, f"{args.ns}/status", on_status, 50)
     node.create_subscription(Object3DArray, args.gt,
-                             lambda m: gts.__setitem__(convert.time_to_ns(m.header.stamp),
-                                                       convert.object3d_array_to_boxes(m)), 50)
+                             lambda m: gts.__setitem__(msgutil.time_to_ns(m.header.stamp),
+                                                       detections.object3d_array_to_boxes(m)), 50)
 
     def tick() -> None:
         now = time.monotonic()

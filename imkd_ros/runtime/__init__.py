@@ -16,6 +16,8 @@ from imkd_ros.runtime.base import (
     make_backend,
     select_backend,
 )
+from imkd_ros.runtime.model_file import ModelFile, ModelFileError, load_student_checkpoint, resolve_model_file
+from imkd_ros.runtime.tensorrt_backend import TensorRTBackend
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +26,34 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "Detector",
+    "ModelFile",
+    "ModelFileError",
     "create_detector",
     "make_backend",
+    "resolve_model_file",
     "select_backend",
 ]
 
 
 def create_detector(model: str | Path, backend: str = "auto", precision: str = "fp32",
                     cuda_graph: bool = False) -> tuple[Detector, str]:
-    """(Detector for a student checkpoint on the chosen backend, why that backend)."""
-    from imkd_ros.model.imkd import load_student
+    """(Detector for a student checkpoint or TensorRT engine on the chosen backend, why that backend).
 
-    path = Path(model)
-    if not path.exists():
-        raise FileNotFoundError(f"model checkpoint not found: {path}")
-    if path.suffix in (".engine", ".plan"):
-        raise ValueError(f"{path}: pass the student checkpoint (.pt); engines are built from it "
-                         "and cached automatically (see `imkd export --format engine`)")
-    student = load_student(path)
+    A bad model file raises ModelFileError (one line naming the file and what was expected); an
+    engine on a machine or backend without TensorRT raises BackendUnavailableError. With
+    ``backend="auto"`` and a checkpoint, a TensorRT box whose engine cannot be built or loaded falls
+    back to torch-cuda and says why.
+    """
+    mf = resolve_model_file(model)
+    student = load_student_checkpoint(mf.checkpoint)
+    if mf.engine is not None:
+        if backend not in ("auto", "tensorrt"):
+            raise BackendUnavailableError(f"model {mf.engine} is a TensorRT engine: it runs on backend tensorrt "
+                                          f"(or auto), not {backend}")
+        make_backend("tensorrt", precision, cuda_graph)  # raises, naming what is missing, without TensorRT
+        why = f"TensorRT engine {mf.engine} (checkpoint {mf.checkpoint.name})"
+        trt = TensorRTBackend(precision, cuda_graph=cuda_graph, engine_path=mf.engine)
+        return Detector(student, trt, why), why
     chosen, why = select_backend(backend, precision, cuda_graph)
     try:
         return Detector(student, chosen, why), why

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from imkd_ros.model.student_io import StudentInputs
+from imkd_ros.rig.intrinsics import pick_decode_reduce
 from imkd_ros.types import Boxes, Frame
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKEND_NAMES = ("tensorrt", "torch-cuda", "torch-cpu")
-NUSCENES_IMAGE_WIDTH = 1600  # raw camera width assumed for the JPEG decode reduction hint
 
 
 class BackendUnavailableError(RuntimeError):
@@ -69,13 +69,16 @@ class Detector:
         backend.load(self.student)
         self.name = backend.name
 
-    @property
-    def decode_reduce(self) -> int:
-        """JPEG decode reduction (1, 2, 4, 8) that still leaves the network input width."""
-        reduce = 1
-        while reduce < 8 and NUSCENES_IMAGE_WIDTH // (reduce * 2) >= self.cfg.image.width:
-            reduce *= 2
-        return reduce
+    def decode_reduce(self, camera_width: int) -> int:
+        """Decode reduction (1, 2, 4, 8) for a camera ``camera_width`` px wide (its CameraInfo).
+
+        The preprocess fits the decoded width to the network input, so the cheapest decode that
+        keeps at least ``cfg.image.width`` px is exact; a fixed ``image.resize`` factor refers to
+        the full-size image, so such a model gets full-size decodes.
+        """
+        if self.cfg.image.resize is not None:
+            return 1
+        return pick_decode_reduce(camera_width, self.cfg.image.width)
 
     def inputs(self, frames: list[Frame]) -> StudentInputs:
         batch = self.preprocess(frames, targets=False)

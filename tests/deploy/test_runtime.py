@@ -70,7 +70,9 @@ def test_cpu_detector_matches_student_and_decodes(student: Student) -> None:
     boxes, timings = det.detect(frames[0])
     assert isinstance(boxes, Boxes)
     assert set(timings) == {"preprocess", "network", "decode"} and all(v >= 0 for v in timings.values())
-    assert det.name == "torch-cpu" and det.decode_reduce == 4  # 1600 px raw -> 400 >= 352 input
+    assert det.name == "torch-cpu"
+    # cheapest decode keeping the 352 px input, from the camera's CameraInfo width
+    assert [det.decode_reduce(w) for w in (1600, 1920, 800, 704, 600)] == [4, 4, 2, 2, 1]
 
 
 def test_create_detector_from_checkpoint(student: Student, tmp_path: Path) -> None:

@@ -63,7 +63,9 @@ def test_reduced_decode_scales_intrinsics_and_masks_missing_views() -> None:
     pipe = DetectorPipeline(det, transforms=make_tf())
     res = pipe.process(KeyframeInput(1_000_000_000, cams(0.5, drop=(3,)), []))
     f = det.frames[-1]
-    np.testing.assert_allclose(f.intrinsics[0], K * np.array([[0.5], [0.5], [1]]), rtol=1e-6)
+    half = K * np.array([[0.5], [0.5], [1]])
+    half[:2, 2] -= 0.25  # pixel centres: u' = (u + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(f.intrinsics[0], half, rtol=1e-6)
     assert f.camera_valid.tolist() == [True, True, True, False, True, True]
     assert f.images[3].shape == (450, 800, 3)  # placeholder of the common size
     assert res.missing_cameras == ["CAM_BACK"]

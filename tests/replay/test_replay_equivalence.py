@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 def test_replay_equals_live_node(start_node, collector, synthetic_recording, untrained_student, tmp_path: Path):
     from imkd_ros.replay.replay import Replay, ReplayOptions, load_params
-    from imkd_ros.ros.convert import object3d_array_to_boxes, time_to_ns
+    from imkd_ros.ros.detections import object3d_array_to_boxes
+    from imkd_ros.ros.msgutil import time_to_ns
     from imkd_ros.runtime import create_detector
 
     bag = synthetic_recording["bag"]

@@ -1,4 +1,4 @@
-"""The launch file cannot run here (no launch/launch_ros on PyPI); check what it refers to exists."""
+"""Static checks of the launch file (tests/vehicle runs it for real through launch.LaunchService)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def test_launch_file_refers_to_real_things() -> None:
     setup = (ROOT / "setup.py").read_text()
     assert f'"{executable} = imkd_ros.ros.detector_node:main"' in setup
     args = {ast.literal_eval(c.args[0]) for c in _calls(tree, "DeclareLaunchArgument")}
-    assert {"params_file", "backend", "use_sim_time", "namespace", "model"} <= args
+    assert {"params_file", "backend", "use_sim_time", "namespace", "model", "on_exit", "respawn_delay",
+            "shm_profile"} <= args
     # the default params file and the DDS profile are installed where the launch file looks
     for folder, name in (("config", "detector.yaml"), ("config", "fastdds_shm.xml")):
         assert (ROOT / folder / name).exists()
@@ -42,3 +43,18 @@ def test_shipped_dds_profile_matches_the_tested_one() -> None:
     a = (ROOT / "config" / "fastdds_shm.xml").read_text()
     b = (ROOT / "imkd_ros" / "resources" / "fastdds_shm.xml").read_text()
     assert a == b and "<segment_size>67108864</segment_size>" in a
+
+
+def test_launch_file_never_overrides_a_user_dds_profile() -> None:
+    """The SHM profile is opt-in and only set where FASTDDS_DEFAULT_PROFILES_FILE is not (read the code)."""
+    text = LAUNCH.read_text()
+    tree = ast.parse(text)
+    defaults = {ast.literal_eval(c.args[0]): c for c in _calls(tree, "DeclareLaunchArgument")}
+    kw = {k.arg: k.value for k in defaults["shm_profile"].keywords}
+    assert ast.literal_eval(kw["default_value"]) == "false"
+    kw = {k.arg: k.value for k in defaults["on_exit"].keywords}
+    assert ast.literal_eval(kw["default_value"]) == "shutdown"
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_dds_profile")
+    src = ast.get_source_segment(text, fn) or ""
+    assert "context.environment.get(DDS_PROFILE_VAR" in src and src.index("if current:") < src.index(
+        "SetEnvironmentVariable(")

@@ -19,7 +19,7 @@ def bag_stamps(bag: Path, topic: str) -> list[int]:
     from rosbags.highlevel import AnyReader
 
     from imkd_ros.bag import make_typestore
-    from imkd_ros.ros.convert import time_to_ns
+    from imkd_ros.ros.msgutil import time_to_ns
 
     with AnyReader([bag], default_typestore=make_typestore()) as r:
         conns = [c for c in r.connections if c.topic == topic]
@@ -97,7 +97,7 @@ def test_node_detects_on_a_replayed_recording(start_node, collector, synthetic_r
     statuses = collector.received(f"{NS}/status")
     assert node.alive(), node.log()
 
-    from imkd_ros.ros.convert import time_to_ns
+    from imkd_ros.ros.msgutil import time_to_ns
 
     cam_front = set(bag_stamps(bag, "/cam_front/image_raw/compressed"))
     stamps = [time_to_ns(d.header.stamp) for d in dets]
@@ -126,7 +126,7 @@ def test_node_survives_missing_camera_radar_dropout_and_malformed_input(
     from tf2_msgs.msg import TFMessage
 
     from imkd_ros.constants import RADAR_PCD_FIELDS
-    from imkd_ros.ros import convert
+    from imkd_ros.ros import clouds, msgutil
 
     bag = synthetic_recording["bag"]
     subscribe_outputs(collector)
@@ -146,21 +146,21 @@ def test_node_survives_missing_camera_radar_dropout_and_malformed_input(
     def inject(k: int) -> None:
         stamp = t0 + k * 50_000_000
         img = CompressedImage(format="jpeg", data=b"\xff\xd8 this is not a jpeg")
-        img.header = convert.make_header("cam_back", stamp)
+        img.header = msgutil.make_header("cam_back", stamp)
         bad_img.publish(img)
         pts = np.zeros((5, len(RADAR_PCD_FIELDS)), np.float32)
         pts[:, 0] = np.nan
-        cloud = convert.radar_to_pointcloud2(pts, "radar_front", stamp)
+        cloud = clouds.radar_to_pointcloud2(pts, "radar_front", stamp)
         bad_radar.publish(cloud)  # NaN points: dropped and counted
-        trunc = convert.radar_to_pointcloud2(np.zeros((5, len(RADAR_PCD_FIELDS)), np.float32), "radar_front",
+        trunc = clouds.radar_to_pointcloud2(np.zeros((5, len(RADAR_PCD_FIELDS)), np.float32), "radar_front",
                                              stamp + 1)
         trunc.data = bytes(trunc.data)[: len(trunc.data) // 2]  # truncated cloud
         bad_radar.publish(trunc)
         info = CameraInfo(width=0, height=0)
-        info.header = convert.make_header("cam_back", stamp)
+        info.header = msgutil.make_header("cam_back", stamp)
         bad_info.publish(info)  # wrong size / zero K
         t = TransformStamped(child_frame_id="cam_back")
-        t.header = convert.make_header("base_link", stamp)
+        t.header = msgutil.make_header("base_link", stamp)
         t.transform.rotation.w = float("nan")
         bad_tf.publish(TFMessage(transforms=[t]))
 
@@ -188,7 +188,8 @@ def test_node_with_shipped_model_finds_the_ground_truth(start_node, collector, s
     from imkd_msgs.msg import Object3DArray
 
     from imkd_ros.replay.demo import score_stamped
-    from imkd_ros.ros.convert import object3d_array_to_boxes, time_to_ns
+    from imkd_ros.ros.detections import object3d_array_to_boxes
+    from imkd_ros.ros.msgutil import time_to_ns
 
     assert SHIPPED.exists(), "the shipped student (models/imkd_student_cpu.pt) is part of the product"
     bag = synthetic_recording["bag"]
