@@ -36,9 +36,11 @@ class HealthWindow:
 
     def __init__(self, sensors: Iterable[str], window_s: float = 3.0, stale_s: float = 2.0,
                  masked_fraction: float = 0.5, max_events: int = 4096,
-                 clock: Callable[[], float] = time.monotonic, info_kinds: Iterable[str] = ()) -> None:
+                 clock: Callable[[], float] = time.monotonic, info_kinds: Iterable[str] = (),
+                 event_only: Iterable[str] = ()) -> None:
         self.sensors = list(sensors)
         self.info_kinds = set(info_kinds)  # counted and shown, but do not raise the level
+        self.event_only = set(event_only)  # sources that need not stream (e.g. TF: static only)
         self.window_s = window_s
         self.stale_s = stale_s
         self.masked_fraction = masked_fraction
@@ -108,7 +110,9 @@ class HealthWindow:
                 level = WARN
                 reasons.append(", ".join(f"{n} {k}" for k, n in sorted(faults.items())) + f" in {self.window_s:g} s")
             last = self._last_rx.get(sensor)
-            if last is None:
+            if sensor in self.event_only:
+                pass
+            elif last is None:
                 if any_rx:
                     level = WARN
                     reasons.append("no data received")

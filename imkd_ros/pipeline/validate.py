@@ -28,6 +28,7 @@ class RadarLimits:
 
     A point outside them is a sensor/driver fault (e.g. FLT_MAX "invalid" markers) and dropped."""
 
+    min_range_m: float = 0.2  # ARS408 near range 0.20 m (byte-swapped floats land here as denormals)
     max_range_m: float = 300.0  # ARS408 far range 250 m, some margin
     min_z_m: float = -20.0
     max_z_m: float = 20.0
@@ -62,7 +63,7 @@ def radar_violations(points: np.ndarray, limits: RadarLimits) -> tuple[np.ndarra
                                                             "vy_comp")]]).all(1),
         }
         rng = np.hypot(p[:, _F["x"]], p[:, _F["y"]])
-        checks["range"] = ~(rng <= limits.max_range_m)
+        checks["range"] = ~((rng >= limits.min_range_m) & (rng <= limits.max_range_m))
         checks["z"] = ~((p[:, _F["z"]] >= limits.min_z_m) & (p[:, _F["z"]] <= limits.max_z_m))
         checks["rcs"] = ~((p[:, _F["rcs"]] >= limits.min_rcs_dbsm) & (p[:, _F["rcs"]] <= limits.max_rcs_dbsm))
         for name in ("vx", "vy", "vx_comp", "vy_comp"):

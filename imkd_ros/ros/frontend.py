@@ -106,7 +106,8 @@ class DetectionFrontend:
         # With keyframe_rate_hz 0 the node runs on every camera set it can: dropping the oldest one
         # when the model is slower is the design (counted, shown), not a fault.
         self.health = HealthWindow([*CAMERA_NAMES, *self.radar_names.values(), "TF"], window_s=p.health_window_s,
-                                   info_kinds=("keyframes_dropped_overload",) if p.keyframe_rate_hz == 0 else ())
+                                   info_kinds=("keyframes_dropped_overload",) if p.keyframe_rate_hz == 0 else (),
+                                   event_only=("TF",))
         self._warn = warn or (lambda text: None)
         self.last_skip_reason = ""
         self._last_resets = 0
