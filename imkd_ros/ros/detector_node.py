@@ -130,7 +130,7 @@ class DetectorNode:
         out = self.front.process(kf)
         if out is None:  # skipped keyframes get a status too: all views unusable, nothing detected
             self.pub_status.publish(self._DetectorStatus(
-                header=convert.make_header(self.p.output_frame, kf.stamp_ns), backend=self.front.detector.name,
+                header=msgutil.make_header(self.p.output_frame, kf.stamp_ns), backend=self.front.detector.name,
                 missing_cameras=list(CAMERA_NAMES), radar_points=0, sync_skew_ms=kf.skew_ns / 1e6,
                 latency_ms=(time.perf_counter() - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
                 frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))

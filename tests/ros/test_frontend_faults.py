@@ -14,7 +14,7 @@ import pytest
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES, RADAR_PCD_FIELDS
 from imkd_ros.pipeline.health import OK, WARN
-from imkd_ros.ros import convert
+from imkd_ros.ros import calibration, clouds, images, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend
 from imkd_ros.ros.params import NodeParams
 from imkd_ros.types import Boxes
@@ -26,7 +26,9 @@ FLT_MAX = float(np.finfo(np.float32).max)
 
 class Recorder:
     name = "recorder"
-    decode_reduce = 4
+
+    def decode_reduce(self, camera_width: int) -> int:
+        return 4
 
     def __init__(self) -> None:
         self.frames = []
@@ -47,7 +49,7 @@ class FakeClock:
 def static_tf(front: DetectionFrontend, names) -> None:
     from tf2_msgs.msg import TFMessage
 
-    front.on_tf(TFMessage(transforms=[convert.matrix_to_transform(np.eye(4), "base_link", n.lower())
+    front.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "base_link", n.lower())
                                       for n in names]), True)
 
 
@@ -57,12 +59,12 @@ def front():
     f.health._clock = FakeClock()
     static_tf(f, [*CAMERA_NAMES, *RADAR_NAMES])
     for i, n in enumerate(CAMERA_NAMES):
-        f.on_camera_info(i, convert.intrinsics_to_camera_info(K, 1600, 900, n.lower()))
+        f.on_camera_info(i, calibration.intrinsics_to_camera_info(K, 1600, 900, n.lower()))
     yield f
     f.close()
 
 
-JPEG = convert.rgb_to_compressed(np.full((900, 1600, 3), 90, np.uint8))
+JPEG = images.rgb_to_compressed(np.full((900, 1600, 3), 90, np.uint8))
 
 
 def radar_points(n: int = 4, seed: int = 0) -> np.ndarray:
@@ -75,19 +77,19 @@ def radar_points(n: int = 4, seed: int = 0) -> np.ndarray:
     return pts
 
 
-def feed(front: DetectionFrontend, stamp: int, images: dict | None = None, radar: dict | None = None) -> list:
+def feed(front: DetectionFrontend, stamp: int, views: dict | None = None, radar: dict | None = None) -> list:
     """One cycle: every radar (override per index) and six JPEG views (override per index)."""
-    images, radar = images or {}, radar or {}
+    views, radar = views or {}, radar or {}
     for r, n in enumerate(RADAR_NAMES):
-        msg = radar.get(r) or convert.radar_to_pointcloud2(radar_points(), n.lower(), stamp - 5_000_000)
-        msg.header = convert.make_header(n.lower(), stamp - 5_000_000)
+        msg = radar.get(r) or clouds.radar_to_pointcloud2(radar_points(), n.lower(), stamp - 5_000_000)
+        msg.header = msgutil.make_header(n.lower(), stamp - 5_000_000)
         front.on_radar(f"/{n.lower()}/points", msg)
     for i in range(6):
-        msg = images.get(i)
+        msg = views.get(i)
         if msg is None:
-            msg = convert.rgb_to_compressed(np.zeros((1, 1, 3), np.uint8))
+            msg = images.rgb_to_compressed(np.zeros((1, 1, 3), np.uint8))
             msg.data, msg.format = JPEG.data, JPEG.format
-        msg.header = convert.make_header(CAMERA_NAMES[i].lower(), stamp + i * 7_000_000)
+        msg.header = msgutil.make_header(CAMERA_NAMES[i].lower(), stamp + i * 7_000_000)
         front.on_camera(i, msg)
     return [o for kf in front.poll(stamp + 200_000_000) if (o := front.process(kf)) is not None]
 
@@ -101,7 +103,7 @@ def report(front: DetectionFrontend) -> dict:
 def test_radar_flt_max_marker_is_dropped_and_named(front, field) -> None:
     bad = radar_points()
     bad[:2, F[field]] = FLT_MAX
-    cloud = convert.radar_to_pointcloud2(bad, "radar_front", 0)
+    cloud = clouds.radar_to_pointcloud2(bad, "radar_front", 0)
     outs = feed(front, 10 * 10**9, radar={0: cloud})
     assert outs
     frame = front.detector.frames[-1]
@@ -115,7 +117,7 @@ def test_radar_flt_max_marker_is_dropped_and_named(front, field) -> None:
 
 
 def test_radar_bigendian_flag_on_little_endian_data(front) -> None:
-    cloud = convert.radar_to_pointcloud2(radar_points(), "radar_front", 0)
+    cloud = clouds.radar_to_pointcloud2(radar_points(), "radar_front", 0)
     cloud.is_bigendian = True
     feed(front, 10 * 10**9, radar={0: cloud})
     frame = front.detector.frames[-1]
@@ -126,7 +128,7 @@ def test_radar_bigendian_flag_on_little_endian_data(front) -> None:
 
 def test_dense_radar_keeps_nearest_and_strongest_not_random(front) -> None:
     pts = radar_points(10_000, seed=3)
-    cloud = convert.radar_to_pointcloud2(pts, "radar_front", 0)
+    cloud = clouds.radar_to_pointcloud2(pts, "radar_front", 0)
     feed(front, 10 * 10**9, radar={0: cloud})
     frame = front.detector.frames[-1]
     cap = front.radar_limits.max_points_per_sweep
@@ -142,11 +144,11 @@ def test_dense_radar_keeps_nearest_and_strongest_not_random(front) -> None:
 def test_huge_cloud_refused_from_its_header_before_parsing(front) -> None:
     from sensor_msgs.msg import PointCloud2
 
-    small = convert.radar_to_pointcloud2(radar_points(), "radar_front", 0)
+    small = clouds.radar_to_pointcloud2(radar_points(), "radar_front", 0)
     huge = PointCloud2(height=1, width=1_000_000, fields=small.fields, point_step=small.point_step,
                        row_step=small.point_step * 1_000_000, is_dense=True)
     huge.data = bytes(small.data)  # the header claims 1M points; never parsed
-    huge.header = convert.make_header("radar_front", 9 * 10**9)
+    huge.header = msgutil.make_header("radar_front", 9 * 10**9)
     before = front.sync.stats()["radar_received"]
     front.on_radar("/radar_front/points", huge)
     assert front.counters["radar_cloud_oversize"] == 1
@@ -162,7 +164,7 @@ def test_total_radar_capped_to_the_model_padding_by_usefulness() -> None:
     f = DetectionFrontend(NodeParams(radar_wait_ms=0.0), Capped())
     static_tf(f, [*CAMERA_NAMES, *RADAR_NAMES])
     for i, n in enumerate(CAMERA_NAMES):
-        f.on_camera_info(i, convert.intrinsics_to_camera_info(K, 1600, 900, n.lower()))
+        f.on_camera_info(i, calibration.intrinsics_to_camera_info(K, 1600, 900, n.lower()))
     try:
         feed(f, 10 * 10**9)
         assert f.detector.frames[-1].radar.shape[0] == 10
@@ -181,9 +183,9 @@ def png_claiming(width: int, height: int) -> bytes:
 
 
 def test_png_bomb_header_masks_only_its_view(front) -> None:
-    bomb = convert.rgb_to_compressed(np.zeros((1, 1, 3), np.uint8), fmt="png")
+    bomb = images.rgb_to_compressed(np.zeros((1, 1, 3), np.uint8), fmt="png")
     bomb.data = png_claiming(20000, 20000)
-    outs = feed(front, 10 * 10**9, images={3: bomb})
+    outs = feed(front, 10 * 10**9, views={3: bomb})
     assert len(outs) == 1 and outs[0].result.missing_cameras == ["CAM_BACK"]
     assert front.counters["camera_image_oversize"] == 1
     outs = feed(front, 10 * 10**9 + 83_333_333)
@@ -194,14 +196,14 @@ def test_png_bomb_header_masks_only_its_view(front) -> None:
 def test_any_decoder_exception_masks_only_its_view(front, monkeypatch) -> None:
     from PIL import Image
 
-    real = convert.compressed_to_rgb
+    real = images.compressed_to_rgb
 
     def flaky(msg, **kw):
         if msg.header.frame_id == "cam_back_left":
             raise Image.DecompressionBombError("decompression bomb")
         return real(msg, **kw)
 
-    monkeypatch.setattr(convert, "compressed_to_rgb", flaky)
+    monkeypatch.setattr(images, "compressed_to_rgb", flaky)
     outs = feed(front, 10 * 10**9)
     assert len(outs) == 1 and outs[0].result.missing_cameras == ["CAM_BACK_LEFT"]
     assert front.counters["camera_image_invalid"] == 1
@@ -209,8 +211,8 @@ def test_any_decoder_exception_masks_only_its_view(front, monkeypatch) -> None:
 
 
 def test_4k_camera_with_matching_camerainfo_masks_nothing(front) -> None:
-    big = convert.rgb_to_compressed(np.full((2160, 3840, 3), 60, np.uint8), quality=50)
-    outs = feed(front, 10 * 10**9, images={0: big})
+    big = images.rgb_to_compressed(np.full((2160, 3840, 3), 60, np.uint8), quality=50)
+    outs = feed(front, 10 * 10**9, views={0: big})
     assert len(outs) == 1 and not outs[0].result.missing_cameras
     frame = front.detector.frames[-1]
     assert frame.camera_valid.all()
@@ -219,15 +221,15 @@ def test_4k_camera_with_matching_camerainfo_masks_nothing(front) -> None:
 
 
 def test_camera_with_wrong_aspect_for_its_camerainfo_masks_only_itself(front) -> None:
-    odd = convert.rgb_to_compressed(np.full((1200, 1600, 3), 60, np.uint8), quality=50)
-    outs = feed(front, 10 * 10**9, images={2: odd})
+    odd = images.rgb_to_compressed(np.full((1200, 1600, 3), 60, np.uint8), quality=50)
+    outs = feed(front, 10 * 10**9, views={2: odd})
     assert len(outs) == 1 and outs[0].result.missing_cameras == ["CAM_BACK_RIGHT"]
     assert "CAM_BACK_RIGHT" in report(front)["pipeline"].message
 
 
 # ----------------------------------------------------------------------------- CameraInfo / TF
 def test_bad_camerainfo_keeps_the_last_good_calibration(front) -> None:
-    front.on_camera_info(1, convert.intrinsics_to_camera_info(np.zeros((3, 3)), 1600, 900, "cam_front_right"))
+    front.on_camera_info(1, calibration.intrinsics_to_camera_info(np.zeros((3, 3)), 1600, 900, "cam_front_right"))
     outs = feed(front, 10 * 10**9)
     assert outs and not outs[0].result.missing_cameras
     assert report(front)["CAM_FRONT_RIGHT"].level == WARN
@@ -243,7 +245,7 @@ def test_misdirected_tf_is_rejected_and_cameras_stay_calibrated(front, parent, c
     from tf2_msgs.msg import TFMessage
 
     def dynamic(p: str, c: str, stamp: int):
-        return TFMessage(transforms=[convert.matrix_to_transform(np.eye(4), p, c, stamp)])
+        return TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), p, c, stamp)])
 
     front.on_tf(dynamic("odom", "base_link", 10 * 10**9), False)
     front.on_tf(dynamic(parent, child, 10 * 10**9 + 1), False)
@@ -260,7 +262,7 @@ def test_misdirected_tf_is_rejected_and_cameras_stay_calibrated(front, parent, c
 def test_static_frame_may_not_be_reparented_by_tf_static(front) -> None:
     from tf2_msgs.msg import TFMessage
 
-    front.on_tf(TFMessage(transforms=[convert.matrix_to_transform(np.eye(4), "cam_back", "cam_front")]), True)
+    front.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "cam_back", "cam_front")]), True)
     assert front.counters["tf_rejected_reparent"] == 1
     assert feed(front, 10 * 10**9)[0].result.missing_cameras == []
 
@@ -283,7 +285,7 @@ def test_health_ok_when_healthy_and_clears_after_a_fault(front) -> None:
     assert report(front)["pipeline"].level == OK, report(front)["pipeline"].message
     bad = radar_points()
     bad[:, F["rcs"]] = FLT_MAX
-    feed(front, 11 * 10**9, radar={4: convert.radar_to_pointcloud2(bad, "radar_back_right", 0)})
+    feed(front, 11 * 10**9, radar={4: clouds.radar_to_pointcloud2(bad, "radar_back_right", 0)})
     rep = report(front)
     assert rep["pipeline"].level == WARN and "RADAR_BACK_RIGHT" in rep["pipeline"].message
     clock.t += front.health.window_s + 0.1
