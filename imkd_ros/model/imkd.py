@@ -10,7 +10,6 @@ weighted sum while the calibration is unchanged.
 from __future__ import annotations
 
 import hashlib
-
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -256,7 +255,7 @@ def verify_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     try:
         data = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as exc:  # zip / pickle / truncation errors: all mean "not a usable checkpoint"
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}: {msg})") from exc
     if not isinstance(data, dict) or "config" not in data or "state_dict" not in data:
         raise CheckpointError(f"checkpoint {path}: not an imkd_ros checkpoint (needs config and state_dict)")
