@@ -103,7 +103,12 @@ class DetectorNode:
 
         self.worker = InferenceWorker(self._run, capacity=p.pending_frames, on_error=self._on_worker_error)
         self._poll_timer = node.create_timer(0.02, self._poll)
-        self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+        # Diagnostics on the steady clock: with use_sim_time they must not slow down with a slow
+        # replay, nor stop when /clock stops (that is when an operator most needs them).
+        from rclpy.clock import Clock, ClockType
+
+        self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.log.info(
             f"ready: {len(p.camera_topics)} cameras, {len(p.radar_topics)} radars, output "
             f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode reduction per camera "

@@ -116,6 +116,7 @@ class DetectionFrontend:
         # A radar sweep belongs to several consecutive keyframes (window > camera period): parse once.
         self._radar_cache: OrderedDict[tuple[str, int], RadarSweepPoints | None] = OrderedDict()
         self._radar_cache_size = 8 * max(1, len(p.radar_topics)) * p.radar_max_sweeps
+        self._cache_lock = threading.Lock()
         if p.calibration_source == "yaml":
             self.load_calibration_yaml(p.calibration_file)
 
@@ -164,6 +165,10 @@ class DetectionFrontend:
             return
         if n > self.radar_limits.max_cloud_points:  # refused before parsing or buffering
             self.bad("radar_cloud_oversize", f"{topic}: {n} points > {self.radar_limits.max_cloud_points}", name)
+            return
+        # Parsed and validated on arrival (a sweep is a few hundred points): its faults are counted
+        # when they happen, and a sweep that cannot be read never enters the sync buffers.
+        if self._radar_sweep(topic, stamp, msg) is None:
             return
         self.sync.push_radar(topic, stamp, msg)
 
@@ -261,9 +266,10 @@ class DetectionFrontend:
 
     def _radar_sweep(self, name: str, stamp_ns: int, msg: Any) -> RadarSweepPoints | None:
         key = (name, stamp_ns)
-        if key in self._radar_cache:
-            self._radar_cache.move_to_end(key)
-            return self._radar_cache[key]
+        with self._cache_lock:
+            if key in self._radar_cache:
+                self._radar_cache.move_to_end(key)
+                return self._radar_cache[key]
         sensor = self.radar_names.get(name, name)
         try:
             read = clouds.pointcloud2_to_radar(msg)
@@ -287,9 +293,10 @@ class DetectionFrontend:
         except ValueError as exc:
             self.bad("radar_cloud_invalid", f"{name}: {exc}", sensor)
             sweep = None
-        self._radar_cache[key] = sweep
-        while len(self._radar_cache) > self._radar_cache_size:
-            self._radar_cache.popitem(last=False)
+        with self._cache_lock:
+            self._radar_cache[key] = sweep
+            while len(self._radar_cache) > self._radar_cache_size:
+                self._radar_cache.popitem(last=False)
         return sweep
 
     def warmup(self) -> float:
