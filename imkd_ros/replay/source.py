@@ -140,9 +140,9 @@ def open_recording(bag: Path, typestore: Any, camera_topics: Sequence[str] = ())
             raise RecordingError(f"recording {bag}: {mcaps[0].name} is damaged before its first message "
                                  f"({src.truncated['error']})") from exc
     if camera_topics:
-        topics = {c.topic for c in src.connections}
+        topics = {c.topic for c in src.connections if getattr(c, "msgcount", 1) > 0}
         if not topics & set(camera_topics):
             src.__exit__(None, None, None)
             raise RecordingError(f"recording {bag}: none of the camera topics {list(camera_topics)} "
-                                 f"(it has {sorted(topics)}): nothing to detect on")
+                                 f"with messages (it has {sorted(topics)}): nothing to detect on")
     return src

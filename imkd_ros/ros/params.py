@@ -171,14 +171,49 @@ def coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def declare_and_read(node: Any) -> NodeParams:
-    """Declare every NodeParams field on an rclpy node (with descriptors) and read it back, typed."""
+def cli_overrides(argv: list[str]) -> dict[str, Any]:
+    """``-p name:=value`` / ``--param name:=value`` pairs after ``--ros-args`` (YAML-parsed, as rcl does).
+
+    Why: when a params file sets the same parameter, rcl keeps both values in one variant and rclpy
+    picks the file's double over a command-line string, so ``-p score_threshold:=high`` would be
+    silently ignored; the command line is checked here so it is refused instead."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    in_ros = False
+    it = iter(argv)
+    for tok in it:
+        if tok == "--ros-args":
+            in_ros = True
+        elif tok == "--":
+            in_ros = False
+        elif in_ros and tok in ("-p", "--param"):
+            item = next(it, "")
+            name, sep, raw = item.partition(":=")
+            if not sep:
+                continue
+            name = name.rsplit(":", 1)[-1]  # node-scoped form: node_name:param
+            try:
+                out[name] = yaml.safe_load(raw) if raw != "" else ""
+            except yaml.YAMLError:
+                out[name] = raw
+    return out
+
+
+def declare_and_read(node: Any, argv: list[str] | None = None) -> NodeParams:
+    """Declare every NodeParams field on an rclpy node (with descriptors) and read it back, typed;
+    ParameterError for a wrong-typed value, also one given with -p next to a params file."""
+    import sys
+
     from rcl_interfaces.msg import ParameterDescriptor
 
+    cli = cli_overrides(list(sys.argv if argv is None else argv))
     defaults = NodeParams()
     values: dict[str, Any] = {}
     for f in fields(NodeParams):
         default = getattr(defaults, f.name)
+        if f.name in cli:
+            coerce(f.name, cli[f.name], default)
         # dynamic_typing: a wrong-typed override is read and refused by `coerce` with a clear error
         desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=True, dynamic_typing=True)
         node.declare_parameter(f.name, default, desc)

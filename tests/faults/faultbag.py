@@ -57,7 +57,8 @@ def rewrite(src: Path, dst: Path, mutate: Mutation, extra: list[tuple[str, float
         shutil.rmtree(dst)
     writer = Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
-    conns = {topic: writer.add_connection(topic, ty, typestore=store) for topic, ty in types.items()}
+    used = {m[0] for m in out}
+    conns = {topic: writer.add_connection(topic, ty, typestore=store) for topic, ty in types.items() if topic in used}
     for topic, ty, t, msg in out:
         writer.write(conns[topic], t, store.serialize_cdr(msg, ty))
     writer.close()

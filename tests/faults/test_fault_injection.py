@@ -326,7 +326,8 @@ def test_overload(start_node, collector, synthetic_recording, baseline, bag_t0):
     (WARN: the requested keyframe rate is not met), never an ERROR; what is processed is as good."""
     run = run_live(start_node, collector, synthetic_recording["bag"], "-p", "pending_frames:=1", rate=12.0)
     v = run.values()
-    print(f"[faults] overload: {len(run.objects)} of {len(baseline)} keyframes processed, dropped {v['worker dropped']}")
+    print(f"[faults] overload: {len(run.objects)} of {len(baseline)} keyframes processed, "
+          f"dropped {v['worker dropped']}")
     assert int(v["worker dropped"]) > 0, v
     assert run.objects, run.node.log()
     got = sum(len(run.objects[s]) for s in run.objects if s in baseline)
