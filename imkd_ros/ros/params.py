@@ -212,10 +212,11 @@ def declare_and_read(node: Any, argv: list[str] | None = None) -> NodeParams:
     values: dict[str, Any] = {}
     for f in fields(NodeParams):
         default = getattr(defaults, f.name)
-        if f.name in cli:
-            coerce(f.name, cli[f.name], default)
         # dynamic_typing: a wrong-typed override is read and refused by `coerce` with a clear error
         desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=True, dynamic_typing=True)
-        node.declare_parameter(f.name, default, desc)
+        if f.name in cli:  # the command line wins over a params file (also for `radar_topics:=[]`)
+            node.declare_parameter(f.name, coerce(f.name, cli[f.name], default), desc, ignore_override=True)
+        else:
+            node.declare_parameter(f.name, default, desc)
         values[f.name] = coerce(f.name, node.get_parameter(f.name).value, default)
     return validate(NodeParams(**values))

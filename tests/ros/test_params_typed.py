@@ -3,6 +3,8 @@ to a params file (where rclpy used to keep the file's value silently); an empty 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from imkd_ros.ros.params import NodeParams, ParameterError, cli_overrides, coerce, validate
@@ -50,9 +52,26 @@ def test_declare_and_read_refuses_string_next_to_params_file(tmp_path) -> None:
         with pytest.raises(ParameterError, match="'score_threshold'"):
             declare_and_read(node, argv)
         node.destroy_node()
-        node2 = rclpy.create_node("imkd_detector2", context=ctx,
-                                  cli_args=["--ros-args", "-p", "radar_topics:=[]"])
-        assert declare_and_read(node2, ["x", "--ros-args", "-p", "radar_topics:=[]"]).radar_topics == []
-        node2.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+
+
+def test_empty_radar_list_next_to_params_file_runs_camera_only(tmp_path) -> None:
+    """`radar_topics:=[]` with the shipped params file (which lists five radars): camera-only."""
+    import rclpy
+    from rclpy.context import Context
+
+    from imkd_ros.ros.params import declare_and_read
+
+    argv = ["x", "--ros-args", "--params-file", str(Path(__file__).resolve().parents[2] / "config" / "detector.yaml"),
+            "-p", "radar_topics:=[]", "-p", "score_threshold:=0.5"]
+    ctx = Context()
+    rclpy.init(args=argv, context=ctx)
+    try:
+        node = rclpy.create_node("imkd_detector", context=ctx)
+        p = declare_and_read(node, argv)
+        assert p.radar_topics == [] and p.score_threshold == 0.5
+        assert node.get_parameter("radar_topics").value == []
+        node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
