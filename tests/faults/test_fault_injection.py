@@ -373,12 +373,13 @@ def test_file_faults(start_node, synthetic_recording, tmp_path):
     flipped.write_bytes(bytes(data))
     sidecar_path(flipped).write_text(sidecar_path(SHIPPED).read_text())
     (tmp_path / "dir.pt").mkdir()
-    for model in (flipped, tmp_path / "dir.pt"):
+    for model in (tmp_path / "dir.pt", flipped):
         node = start_detector(start_node, model)
         node.proc.wait(90)
         assert node.proc.returncode == 2, node.log()
         fatal = [ln for ln in node.log().splitlines() if "FATAL" in ln]
-        assert len(fatal) == 1 and "CheckpointError" in fatal[0] and "Traceback" not in node.log(), node.log()
+        assert len(fatal) == 1 and str(model) in fatal[0] and "Traceback" not in node.log(), node.log()
+    assert "does not match" in fatal[0], fatal  # the flipped copy: its sha256 sidecar refuses it
 
     bag = synthetic_recording["bag"]
     cut = tmp_path / "cut"
