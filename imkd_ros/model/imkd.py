@@ -250,8 +250,8 @@ def verify_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
         want = side.read_text().split()[0].strip().lower() if side.read_text().split() else ""
         got = file_sha256(path)
         if want != got:
-            raise CheckpointError(f"checkpoint {path}: sha256 {got[:16]}... does not match {side.name} "
-                                  f"({want[:16]}...): corrupt or replaced, refusing to load")
+            raise CheckpointError(f"checkpoint {path}: sha256 {got[:16]} does not match {side.name} "
+                                  f"({want[:16]}): corrupt or replaced, refusing to load")
     try:
         data = torch.load(str(path), map_location=map_location, weights_only=True)
     except Exception as exc:  # zip / pickle / truncation errors: all mean "not a usable checkpoint"
