@@ -8,7 +8,9 @@ imported lazily, so ``imkd --help`` stays fast and a broken room does not hide t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 
 # (module, description) pairs; each module defines register(subparsers).
@@ -42,7 +44,38 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # a bad file or value given on the command line: one line, exit 2
+        if os.environ.get("IMKD_DEBUG") or not _is_input_error(exc):
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, KeyError):
+            text = f"not found: {text}"
+        print(f"imkd {args.command}: error: {text}", file=sys.stderr)
+        return 2
+
+
+def _is_input_error(exc: BaseException) -> bool:
+    if isinstance(exc, _input_errors()):
+        return True
+    if isinstance(exc, AssertionError):  # the nuScenes devkit asserts on a missing table / version
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and "nuscenes" in tb.tb_frame.f_code.co_filename
+    return False
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "this input is bad" (not a bug): missing/unreadable files, invalid values,
+    corrupt checkpoints or recordings. IMKD_DEBUG=1 shows the traceback instead."""
+    errors: list[type[BaseException]] = [OSError, ValueError, EOFError, KeyError]
+    for mod, name in (("yaml", "YAMLError"), ("rosbags.highlevel", "AnyReaderError"),
+                      ("rosbags.rosbag2", "ReaderError"), ("zipfile", "BadZipFile")):
+        with contextlib.suppress(ImportError, AttributeError):
+            errors.append(getattr(importlib.import_module(mod), name))
+    return tuple(errors)
 
 
 if __name__ == "__main__":

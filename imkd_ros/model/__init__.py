@@ -3,17 +3,20 @@
 from imkd_ros.model.config import IMKDConfig, load_config
 from imkd_ros.model.imkd import (
     IMKD,
+    CheckpointError,
     Student,
     load_checkpoint,
     load_student,
     load_teacher,
     save_checkpoint,
+    verify_checkpoint,
 )
 from imkd_ros.model.preprocess import Preprocessor, batch_to
 from imkd_ros.model.teacher import LidarTeacher
 
 __all__ = [
     "IMKD",
+    "CheckpointError",
     "IMKDConfig",
     "LidarTeacher",
     "Preprocessor",
@@ -24,4 +27,5 @@ __all__ = [
     "load_student",
     "load_teacher",
     "save_checkpoint",
+    "verify_checkpoint",
 ]

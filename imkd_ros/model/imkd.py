@@ -9,6 +9,7 @@ weighted sum while the calibration is unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,17 +147,101 @@ class IMKD(nn.Module):
         return losses, out
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that must not be loaded (missing, not a file, truncated, corrupt, checksum
+    mismatch); the message is one line naming the file and what is wrong."""
+
+
+SIDECAR_SUFFIX = ".sha256"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_sha256(state: dict) -> str:
+    """Digest of a state dict's tensors (names, dtypes, shapes, bytes): stored inside the checkpoint,
+    so a flipped weight is caught even without the sidecar file."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        v = state[k]
+        if not isinstance(v, torch.Tensor):
+            continue
+        t = v.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{k}|{t.dtype}|{tuple(v.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def write_sidecar(path: str | Path) -> str:
+    """Write ``<checkpoint>.sha256`` (sha256sum format) next to a checkpoint; returns the digest."""
+    digest = file_sha256(path)
+    sidecar_path(path).write_text(f"{digest}  {Path(path).name}\n")
+    return digest
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, cfg: IMKDConfig, kind: str = "student",
                     extra: dict | None = None) -> None:
-    """Weights + config (plain dict) in one file, loadable with weights_only=True."""
-    torch.save({"kind": kind, "config": cfg.to_dict(), "state_dict": model.state_dict(),
-                "extra": extra or {}}, str(path))
+    """Weights + config (plain dict) in one file, loadable with weights_only=True, written
+    atomically, with a digest of the weights inside and ``<path>.sha256`` of the file beside it."""
+    path = Path(path)
+    state = model.state_dict()
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"kind": kind, "config": cfg.to_dict(), "state_dict": state, "extra": extra or {},
+                "integrity": {"state_sha256": state_sha256(state)}}, str(tmp))
+    tmp.replace(path)
+    write_sidecar(path)
+
+
+def verify_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict only if it is intact; CheckpointError (one line) otherwise.
+
+    Checks, in order: a non-empty regular file; its sha256 against ``<path>.sha256`` when that
+    exists; that torch.load(weights_only=True) can read it; the digest of the weights inside."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path}: not found")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path}: empty file")
+    side = sidecar_path(path)
+    if side.exists():
+        want = side.read_text().split()[0].strip().lower() if side.read_text().split() else ""
+        got = file_sha256(path)
+        if want != got:
+            raise CheckpointError(f"checkpoint {path}: sha256 {got[:16]} does not match {side.name} "
+                                  f"({want[:16]}): corrupt or replaced, refusing to load")
+    try:
+        data = torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as exc:  # zip / pickle / truncation errors: all mean "not a usable checkpoint"
+        msg = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path}: not a readable checkpoint ({type(exc).__name__}: {msg})") from exc
+    if not isinstance(data, dict) or "config" not in data or "state_dict" not in data:
+        raise CheckpointError(f"checkpoint {path}: not an imkd_ros checkpoint (needs config and state_dict)")
+    inner = (data.get("integrity") or {}).get("state_sha256")
+    if inner is not None and inner != state_sha256(data["state_dict"]):
+        raise CheckpointError(f"checkpoint {path}: weights do not match their stored digest: corrupt, refusing to load")
+    return data
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
                     ) -> tuple[IMKDConfig, dict, str]:
-    data = torch.load(str(path), map_location=map_location, weights_only=True)
-    return IMKDConfig.from_dict(data["config"]), data["state_dict"], data.get("kind", "student")
+    data = verify_checkpoint(path, map_location)
+    try:
+        cfg = IMKDConfig.from_dict(data["config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"checkpoint {path}: invalid model config ({exc})") from exc
+    return cfg, data["state_dict"], data.get("kind", "student")
 
 
 def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> Student:
@@ -165,7 +250,7 @@ def load_student(path: str | Path, map_location: str | torch.device = "cpu") -> 
     if kind == "imkd":
         state = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")}
     model = Student(cfg)
-    model.load_state_dict(state)
+    _load_state(model, state, path)
     return model.eval()
 
 
@@ -173,5 +258,13 @@ def load_teacher(path: str | Path, map_location: str | torch.device = "cpu") -> 
     """A LiDAR teacher (kind "teacher") or a label teacher (kind "label_teacher"), eval mode."""
     cfg, state, kind = load_checkpoint(path, map_location)
     model = LabelTeacher(cfg) if kind == "label_teacher" else LidarTeacher(cfg)
-    model.load_state_dict(state)
+    _load_state(model, state, path)
     return model.eval()
+
+
+def _load_state(model: nn.Module, state: dict, path: str | Path) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # torch lists every key; the first line says enough
+        raise CheckpointError(f"checkpoint {path}: weights do not fit its model config "
+                              f"({str(exc).strip().splitlines()[0]})") from exc

@@ -10,7 +10,7 @@ from imkd_ros.pipeline.pipeline import (
     transform_boxes,
 )
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
-from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.pipeline.transforms import TransformBuffer, TransformError, TransformRejected
 from imkd_ros.pipeline.worker import InferenceWorker
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "RadarSweepPoints",
     "TransformBuffer",
     "TransformError",
+    "TransformRejected",
     "merge_sweeps",
     "transform_boxes",
 ]

@@ -43,6 +43,9 @@ class PipelineConfig:
     output_frame: str = "base_link"
     score_threshold: float = 0.3
     max_detections: int = 300
+    # Radar points handed to the model (its padding size); None = the detector's cfg.radar_max_points.
+    # Over it, the newest sweeps are kept whole and the rest by usefulness (nearest / strongest).
+    radar_max_points: int | None = None
 
 
 @dataclass
@@ -86,6 +89,12 @@ class DetectorPipeline:
         self.tf = transforms or TransformBuffer()
         self.counters: Counter[str] = Counter()
         self._calib_cache: tuple[tuple, str] | None = None
+        cap = self.config.radar_max_points
+        if cap is None:
+            cap = getattr(getattr(detector, "cfg", None), "radar_max_points", None)
+        self.radar_cap: int | None = int(cap) if cap else None
+        # Why each view of the last keyframe was masked ({camera name: reason}); read by health.
+        self.last_view_errors: dict[str, str] = {}
 
     # -- calibration -------------------------------------------------------------------------
     def _camera_geometry(self, cam: CameraInput) -> tuple[np.ndarray, np.ndarray]:
@@ -107,28 +116,35 @@ class DetectorPipeline:
         images: list[np.ndarray | None] = [None] * n
         missing: list[str] = []
         why: list[str] = []
+        errors: dict[str, str] = {}
+        self.last_view_errors = errors
         for i, cam in enumerate(inp.cameras):
             if cam is None or cam.image is None:
                 missing.append(CAMERA_NAMES[i])
                 self.counters["camera_missing"] += 1
+                why.append(f"{CAMERA_NAMES[i]}: no image")
                 continue
             try:
                 k, c2e = self._camera_geometry(cam)
-            except (ValueError, TransformError):
+            except (ValueError, TransformError) as exc:
                 missing.append(CAMERA_NAMES[i])
                 self.counters["camera_uncalibrated"] += 1
+                why.append(f"{CAMERA_NAMES[i]}: {exc}")
+                errors[CAMERA_NAMES[i]] = str(exc)
                 continue
             intrinsics[i], cam_to_ego[i], valid[i], images[i] = k, c2e, True, cam.image
         if not valid.any():
-            raise ValueError("no usable camera view in this keyframe (" + ("; ".join(why) or "no images") + ")")
-        ref = next(img for img in images if img is not None)
-        for i in range(n):  # masked views: black images of the common size (the model ignores them)
-            if images[i] is None or images[i].shape != ref.shape:
-                if images[i] is not None:  # a view of another size cannot be batched: mask it
-                    missing.append(CAMERA_NAMES[i])
-                    valid[i] = False
-                    self.counters["camera_size_mismatch"] += 1
-                images[i] = np.zeros_like(ref)
+            raise ValueError("no usable camera view in this keyframe (" + "; ".join(why) + ")")
+        # Views may differ in size (the model's preprocessing resizes each view with its own K), so
+        # one camera's resolution never masks another; masked views get a black image of the most
+        # common size.
+        shapes = Counter(img.shape for img in images if img is not None)
+        ref_shape = shapes.most_common(1)[0][0]
+        if len(shapes) > 1:
+            self.counters["camera_size_differs"] += 1
+        for i in range(n):
+            if images[i] is None:
+                images[i] = np.zeros(ref_shape, np.uint8)
 
         def key_from_base_at(stamp_ns: int) -> np.ndarray:
             try:
@@ -150,6 +166,9 @@ class DetectorPipeline:
             usable.append(sweep)
         radar, bad = merge_sweeps(usable, inp.stamp_ns, base_from_sensor, key_from_base_at)
         self.counters["radar_points_nonfinite"] += bad
+        if self.radar_cap is not None and radar.shape[0] > self.radar_cap:
+            self.counters["radar_points_capped"] += radar.shape[0] - self.radar_cap
+            radar = cap_merged_radar(radar, self.radar_cap)
 
         frame = Frame(
             timestamp_us=inp.stamp_ns // 1000,
@@ -169,6 +188,11 @@ class DetectorPipeline:
         t1 = time.perf_counter()
         boxes, timings = self.detector.detect(frame)
         t2 = time.perf_counter()
+        finite = (np.isfinite(boxes.center).all(1) & np.isfinite(boxes.size).all(1) & np.isfinite(boxes.yaw)
+                  & np.isfinite(boxes.velocity).all(1) & np.isfinite(boxes.scores))
+        if not finite.all():  # never publish NaN boxes; a counted model fault instead
+            self.counters["model_nonfinite_boxes"] += int((~finite).sum())
+            boxes = boxes.select(finite)
         keep = boxes.scores >= self.config.score_threshold
         boxes = boxes.select(keep)
         if len(boxes) > self.config.max_detections:
@@ -182,6 +206,26 @@ class DetectorPipeline:
                    "pipeline_total": (t3 - t0) * 1e3}
         return PipelineResult(inp.stamp_ns, out_frame, boxes, timings, missing, int(frame.radar.shape[0]),
                               frame if keep_frame else None)
+
+
+def cap_merged_radar(radar: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` rows of a merged (P, len(RADAR_FEATURES)) cloud: newest sweeps first, the
+    sweep that no longer fits by usefulness (nearest / strongest), older ones dropped."""
+    from imkd_ros.pipeline.validate import cap_radar_points
+
+    order = np.argsort(radar[:, 7], kind="stable")
+    radar = radar[order]
+    keep: list[np.ndarray] = []
+    left = cap
+    for idx in np.unique(radar[:, 7]):
+        group = radar[radar[:, 7] == idx]
+        if len(group) <= left:
+            keep.append(group)
+            left -= len(group)
+        else:
+            keep.append(group[cap_radar_points(group[:, 0:3], group[:, 3], left)])
+            break
+    return np.concatenate(keep, 0) if keep else radar[:0]
 
 
 def transform_boxes(boxes: Boxes, m: np.ndarray) -> Boxes:

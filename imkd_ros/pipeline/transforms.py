@@ -4,12 +4,20 @@ Why not tf2_ros: it is not on PyPI, and the replay must run without ROS. On a ve
 may feed a real tf2 buffer instead; this class keeps the same idea (static + timed transforms,
 lookups between any two frames at a time, interpolation) behind one seam: `lookup(target, source,
 stamp_ns) -> 4x4`. History is bounded by duration, so memory stays flat on a long drive.
+
+Policy (what a vehicle can trust): frames published on /tf_static are owned by it; a timed
+transform for such a frame is rejected. A transform that would give a frame a second parent
+(re-parenting) or close a loop is rejected, so one misdirected message (``base_link -> odom`` on
+/tf) can never break every lookup; a static frame may become static-owned from timed, never the
+other way. Every rejection raises TransformRejected (the caller counts it) and is tallied in
+``rejected`` by reason.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +27,17 @@ from imkd_ros.rig.geometry import quat_normalize, quat_to_rotmat, rotmat_to_quat
 
 class TransformError(LookupError):
     """A transform that cannot be resolved (unknown frame, no common root, outside history)."""
+
+
+class TransformRejected(ValueError):
+    """A transform refused by the tree policy; ``reason`` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
+REJECT_REASONS = ("self_parent", "static_owned", "reparent", "loop")
 
 
 def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
@@ -51,15 +70,18 @@ class TransformBuffer:
         self.version = 0  # bumps when a static transform changes (calibration caches key on it)
         self._static_cache: dict[tuple[str, str], np.ndarray] = {}
         self._static_cache_version = -1
+        self.rejected: Counter[str] = Counter()
 
     def set_transform(self, parent: str, child: str, matrix: np.ndarray, stamp_ns: int = 0,
                       static: bool = False) -> None:
-        """Add `parent <- child` (maps child coordinates into parent)."""
+        """Add `parent <- child` (maps child coordinates into parent); TransformRejected when the
+        tree policy refuses it (the tree is unchanged then)."""
         q = rotmat_to_quat(np.asarray(matrix[:3, :3], np.float64))
         t = np.asarray(matrix[:3, 3], np.float64).copy()
         with self._lock:
             edge = self._edges.get(child)
-            if edge is None or edge.parent != parent or edge.static != static:
+            self._check_policy(parent, child, static, edge)
+            if edge is None or edge.static != static:
                 edge = self._edges[child] = _Edge(parent, static)
                 if static:
                     self.version += 1
@@ -79,6 +101,29 @@ class TransformBuffer:
             cut = bisect.bisect_left(edge.stamps, edge.stamps[-1] - self.history_ns)
             if cut:
                 del edge.stamps[:cut], edge.quats[:cut], edge.trans[:cut]
+
+    def _check_policy(self, parent: str, child: str, static: bool, edge: _Edge | None) -> None:
+        def reject(reason: str, text: str) -> TransformRejected:
+            self.rejected[reason] += 1
+            return TransformRejected(reason, f"{parent} -> {child} rejected: {text}")
+
+        if parent == child:
+            raise reject("self_parent", "a frame cannot be its own parent")
+        if edge is not None:
+            if edge.static and not static:
+                raise reject("static_owned", f"{child} is a static frame (owned by /tf_static)")
+            if edge.parent != parent:
+                raise reject("reparent", f"{child} already has parent {edge.parent}")
+            return
+        frame = parent  # a new edge: it must not close a loop (child an ancestor of parent)
+        seen = {parent}
+        while frame in self._edges:
+            frame = self._edges[frame].parent
+            if frame == child:
+                raise reject("loop", f"{child} is an ancestor of {parent}: the tree would loop")
+            if frame in seen:
+                break
+            seen.add(frame)
 
     def clear_dynamic(self) -> None:
         """Forget timed transforms (time jumped backwards, e.g. a bag loop); statics stay."""

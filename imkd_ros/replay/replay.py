@@ -109,10 +109,10 @@ class Replay:
 
     def run(self) -> dict[str, Any]:
         from rclpy.serialization import serialize_message
-        from rosbags.highlevel import AnyReader
         from tqdm import tqdm
 
         from imkd_ros.bag import make_typestore
+        from imkd_ros.replay.source import open_recording
 
         opt = self.opt
         opt.out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +121,7 @@ class Replay:
         writer = None
         out_conns: dict[str, Any] = {}
         t_wall0 = time.perf_counter()
-        with AnyReader([self.bag], default_typestore=store) as reader:
+        with open_recording(self.bag, store, self.params.camera_topics) as reader:
             total = sum(c.msgcount for c in reader.connections)
             if opt.write_bag:
                 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -171,7 +171,13 @@ class Replay:
         if writer is not None:
             writer.close()
         wall = time.perf_counter() - t_wall0
-        return self._report(wall)
+        report = self._report(wall)
+        if reader.truncated is not None:  # a damaged recording: say where reading stopped
+            t = reader.truncated
+            report["input_truncated"] = t
+            print(f"warning: {t['file']} is truncated or damaged ({t['error']}): replayed the first "
+                  f"{t['messages_read']} messages, up to log time {t['last_log_time_ns']} ns")
+        return report
 
     def _record(self, out: KeyframeOutput, writer: Any, conns: dict, t_bag: int, serialize: Any) -> None:
         r = out.result

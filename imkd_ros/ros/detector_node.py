@@ -71,6 +71,7 @@ class DetectorNode:
         self.stage_ms: dict[str, deque[float]] = {}
         self.last: KeyframeOutput | None = None
         self.errors = 0
+        self._last_dropped = 0
         self._diag_t = time.monotonic()
         self._diag_rx: Counter[str] = Counter()
 
@@ -102,7 +103,12 @@ class DetectorNode:
 
         self.worker = InferenceWorker(self._run, capacity=p.pending_frames, on_error=self._on_worker_error)
         self._poll_timer = node.create_timer(0.02, self._poll)
-        self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics)
+        # Diagnostics on the steady clock: with use_sim_time they must not slow down with a slow
+        # replay, nor stop when /clock stops (that is when an operator most needs them).
+        from rclpy.clock import Clock, ClockType
+
+        self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.log.info(
             f"ready: {len(p.camera_topics)} cameras, {len(p.radar_topics)} radars, output "
             f"{node.resolve_topic_name('~/detections')} in {p.output_frame}, decode reduction per camera "
@@ -120,13 +126,19 @@ class DetectorNode:
 
     def _on_worker_error(self, exc: BaseException, tb: str) -> None:
         self.errors += 1
+        self.front.health.event("pipeline", "inference_error")
         self.log.error(f"keyframe failed: {exc}\n{tb}", throttle_duration_sec=5.0)
 
     # -- worker thread ---------------------------------------------------------------------------
     def _run(self, item: tuple[SyncedKeyframe, float]) -> None:
         kf, t_ready = item
         out = self.front.process(kf)
-        if out is None:
+        if out is None:  # skipped keyframes get a status too: all views unusable, nothing detected
+            self.pub_status.publish(self._DetectorStatus(
+                header=msgutil.make_header(self.p.output_frame, kf.stamp_ns), backend=self.front.detector.name,
+                missing_cameras=list(CAMERA_NAMES), radar_points=0, sync_skew_ms=kf.skew_ns / 1e6,
+                latency_ms=(time.perf_counter() - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
+                frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))
             return
         t0 = time.perf_counter()
         r = out.result
@@ -147,9 +159,8 @@ class DetectorNode:
 
     # -- diagnostics -----------------------------------------------------------------------------
     def diagnostics(self) -> tuple[int, str, list[tuple[str, Any]]]:
-        """(level, message, key/values) of the pipeline's health since the last call."""
-        from diagnostic_msgs.msg import DiagnosticStatus
-
+        """(level, message, key/values): level and message from the sliding health window, the
+        key/values are rates since the last call and lifetime counters."""
         f = self.front
         now = time.monotonic()
         dt = max(now - self._diag_t, 1e-6)
@@ -172,21 +183,35 @@ class DetectorNode:
             kv.append(("last missing cameras", ",".join(self.last.result.missing_cameras) or "none"))
         uncalibrated = [CAMERA_NAMES[i] for i, c in enumerate(f.camera_info) if c is None]
         kv.append(("cameras without CameraInfo", ",".join(uncalibrated) or "none"))
-        level, message = DiagnosticStatus.OK, "ok"
-        if work["dropped"] or f.counters["bad_messages"] or uncalibrated or sync["keyframes_partial"]:
-            level, message = DiagnosticStatus.WARN, "degraded: see drops, bad messages, missing sensors"
-        if self.errors:
-            level, message = DiagnosticStatus.ERROR, f"{self.errors} inference errors"
-        return level, message, kv
+        if f.last_skip_reason:
+            kv.append(("last skipped keyframe", f.last_skip_reason))
+        kv += [(f"tf rejected {k}", v) for k, v in sorted(f.pipeline.tf.rejected.items())]
+        return self._health_level(uncalibrated, work) + (kv,)
+
+    def _health_level(self, uncalibrated: list[str], work: dict[str, int]) -> tuple[int, str]:
+        """Level and reason line of the pipeline from the health window (clears when faults end)."""
+        h = self.front.health
+        for i, cam in enumerate(CAMERA_NAMES):
+            seen = self.front.rx[self.p.camera_topics[i]] > 0  # never seen: "no data", not "no CameraInfo"
+            h.set_condition(cam, "no CameraInfo" if cam in uncalibrated and seen else None)
+        h.event("pipeline", "keyframes_dropped_overload", work["dropped"] - self._last_dropped)
+        self._last_dropped = work["dropped"]
+        self.health_reports = h.report()
+        top = self.health_reports[-1]
+        return top.level, top.message
 
     def _publish_diagnostics(self) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
         level, message, kv = self.diagnostics()
-        status = DiagnosticStatus(level=level, name=f"{self.node.get_fully_qualified_name()}: pipeline",
-                                  message=message, hardware_id=self.front.detector.name,
-                                  values=[KeyValue(key=k, value=str(v)) for k, v in kv])
-        arr = DiagnosticArray(status=[status])
+        name = self.node.get_fully_qualified_name()
+        statuses = [DiagnosticStatus(level=bytes([r.level]), name=f"{name}: sensor {r.name}", message=r.message,
+                                     hardware_id=r.name, values=[KeyValue(key=k, value=v) for k, v in r.values])
+                    for r in self.health_reports[:-1]]
+        statuses.append(DiagnosticStatus(level=bytes([level]), name=f"{name}: pipeline", message=message,
+                                         hardware_id=self.front.detector.name,
+                                         values=[KeyValue(key=k, value=str(v)) for k, v in kv]))
+        arr = DiagnosticArray(status=statuses)
         arr.header.stamp = self.node.get_clock().now().to_msg()
         self.pub_diag.publish(arr)
 

@@ -25,6 +25,7 @@ def _boxes_json(boxes: Any) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from imkd_msgs.msg import DetectorStatus, Object3DArray
     from rclpy.executors import ExternalShutdownException
 
@@ -56,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
 
     node.create_subscription(Object3DArray, f"{args.ns}/objects", on_objects, 50)
     node.create_subscription(DetectorStatus, f"{args.ns}/status", on_status, 50)
+
+    def on_diagnostics(msg: Any) -> None:  # the detector's health line (sliding window, names sensors)
+        for st in msg.status:
+            if st.name == f"{args.ns}: pipeline":
+                level = st.level[0] if isinstance(st.level, bytes) else int(st.level)
+                last["health"] = f"{('OK', 'WARN', 'ERROR', 'STALE')[min(level, 3)]} {st.message}"
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
     node.create_subscription(Object3DArray, args.gt,
                              lambda m: gts.__setitem__(msgutil.time_to_ns(m.header.stamp),
                                                        detections.object3d_array_to_boxes(m)), 50)
@@ -70,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if st is not None:
             extra = (f" | dropped {st.frames_dropped} | bad msgs {st.bad_messages} | missing "
                      f"{','.join(st.missing_cameras) or 'none'} | radar pts {st.radar_points}")
+        if "health" in last:
+            extra += f" | health {last['health'][:200]}"
         print(f"[monitor] detections {rate:5.2f} Hz | latency {lat} | objects {last.get('n', 0):3d} | "
               f"frames {len(preds)}{extra}", flush=True)
 

@@ -43,6 +43,9 @@ class NodeParams:
     keyframe_rate_hz: float = 0.0
     pending_frames: int = 1
     diagnostics_period_s: float = 1.0
+    health_window_s: float = 3.0
+    radar_max_points_per_sweep: int = 512
+    max_image_pixels: int = 4096 * 3072
 
     @property
     def model_path(self) -> str:
@@ -73,6 +76,9 @@ DESCRIPTIONS: dict[str, str] = {
     "keyframe_rate_hz": "Run the model at most at this rate (0 = every complete camera set).",
     "pending_frames": "Keyframes waiting for the model; when full the oldest is dropped and counted.",
     "diagnostics_period_s": "Period of /diagnostics.",
+    "health_window_s": "Diagnostics levels are computed over this sliding window (a fault clears after it).",
+    "radar_max_points_per_sweep": "Points kept per radar sweep (nearest / strongest first; more are counted).",
+    "max_image_pixels": "Images whose header claims more pixels are dropped before decoding (counted).",
 }
 
 
@@ -120,25 +126,97 @@ def validate(p: NodeParams) -> NodeParams:
         raise bad("radar_max_sweeps", "must be >= 1")
     if p.keyframe_rate_hz < 0:
         raise bad("keyframe_rate_hz", "must be >= 0")
+    if not 0.5 <= p.health_window_s <= 60.0:
+        raise bad("health_window_s", "must lie in [0.5, 60]")
+    if not 1 <= p.radar_max_points_per_sweep <= 65536:
+        raise bad("radar_max_points_per_sweep", "must lie in [1, 65536]")
+    if not 64 * 64 <= p.max_image_pixels <= 100_000_000:
+        raise bad("max_image_pixels", "must lie in [4096, 1e8]")
     if not 1 <= p.pending_frames <= 16:
         raise bad("pending_frames", "must lie in [1, 16] (the queue is bounded on purpose)")
     return p
 
 
-def declare_and_read(node: Any) -> NodeParams:
-    """Declare every NodeParams field on an rclpy node (with descriptors) and read it back."""
+def coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default``, or ParameterError naming the parameter and both types.
+
+    Why by hand: rclpy either raises its own exception for a wrong-typed override or (an empty
+    list, ``radar_topics:=[]``) leaves the parameter "uninitialized"; the node must say which
+    parameter is wrong, in one line, and run camera-only on an empty radar list."""
+    def wrong(expected: str) -> ParameterError:
+        return ParameterError(f"parameter '{name}': expected {expected}, got {value!r} ({type(value).__name__})")
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise wrong("a bool")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong("a number")
+        return float(value)  # YAML ints for float params are fine
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise wrong("a string")
+        return value
+    if isinstance(default, list):
+        if value is None:  # `name:=[]` arrives untyped
+            return []
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise wrong("a list of strings")
+        return list(value)
+    return value
+
+
+def cli_overrides(argv: list[str]) -> dict[str, Any]:
+    """``-p name:=value`` / ``--param name:=value`` pairs after ``--ros-args`` (YAML-parsed, as rcl does).
+
+    Why: when a params file sets the same parameter, rcl keeps both values in one variant and rclpy
+    picks the file's double over a command-line string, so ``-p score_threshold:=high`` would be
+    silently ignored; the command line is checked here so it is refused instead."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    in_ros = False
+    it = iter(argv)
+    for tok in it:
+        if tok == "--ros-args":
+            in_ros = True
+        elif tok == "--":
+            in_ros = False
+        elif in_ros and tok in ("-p", "--param"):
+            item = next(it, "")
+            name, sep, raw = item.partition(":=")
+            if not sep:
+                continue
+            name = name.rsplit(":", 1)[-1]  # node-scoped form: node_name:param
+            try:
+                out[name] = yaml.safe_load(raw) if raw != "" else ""
+            except yaml.YAMLError:
+                out[name] = raw
+    return out
+
+
+def declare_and_read(node: Any, argv: list[str] | None = None) -> NodeParams:
+    """Declare every NodeParams field on an rclpy node (with descriptors) and read it back, typed;
+    ParameterError for a wrong-typed value, also one given with -p next to a params file."""
+    import sys
+
     from rcl_interfaces.msg import ParameterDescriptor
 
+    cli = cli_overrides(list(sys.argv if argv is None else argv))
     defaults = NodeParams()
     values: dict[str, Any] = {}
     for f in fields(NodeParams):
         default = getattr(defaults, f.name)
-        desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=True)
-        node.declare_parameter(f.name, default, desc)
-        values[f.name] = node.get_parameter(f.name).value
-    for k, v in values.items():  # YAML ints for float params are fine; lists come back as lists
-        if isinstance(getattr(defaults, k), float) and isinstance(v, int):
-            values[k] = float(v)
-        if isinstance(getattr(defaults, k), list):
-            values[k] = list(v)
+        # dynamic_typing: a wrong-typed override is read and refused by `coerce` with a clear error
+        desc = ParameterDescriptor(description=DESCRIPTIONS[f.name], read_only=True, dynamic_typing=True)
+        if f.name in cli:  # the command line wins over a params file (also for `radar_topics:=[]`)
+            node.declare_parameter(f.name, coerce(f.name, cli[f.name], default), desc, ignore_override=True)
+        else:
+            node.declare_parameter(f.name, default, desc)
+        values[f.name] = coerce(f.name, node.get_parameter(f.name).value, default)
     return validate(NodeParams(**values))

@@ -20,8 +20,8 @@ How a keyframe forms:
    radar has a sweep at or after the keyframe stamp, then the newest ``radar_max_sweeps`` sweeps per
    radar in ``(stamp - radar_window_ns, stamp + radar_after_ns]`` are attached.
 
-Timeouts are measured on ``now`` from the moment a set opened (the ``now`` of the last poll; its
-first stamp before any poll), not against the stamps, so a node on wall-clock time replaying a bag
+Timeouts are measured on ``now`` from the moment a set opened (the ``now`` of the first poll that
+saw it; its first stamp before any poll), not against the stamps, so a node on wall-clock time replaying a bag
 with old stamps (no use_sim_time) still waits properly instead of emitting partial sets.
 
 Robustness: per-sensor duplicate / out-of-order / late stamps are dropped and counted; a stamp (or
@@ -29,6 +29,11 @@ Robustness: per-sensor duplicate / out-of-order / late stamps are dropped and co
 buffers; every buffer is bounded and its drops are counted. Keyframes come out in stamp order.
 Known limit: a single stamp glitching *forward* by less than ``backward_jump_ns`` makes that
 camera's next frames "out of order" (and younger frames "late") until time catches up.
+
+Late and jittery stamps: each camera's firing stagger (phase within the cycle) is learned from the
+finished sets and removed before matching, so a camera whose stamps jitter by 10-15 ms around a
+40 ms stagger still lands in its own cycle, and a view arriving 100 ms late (per-topic order kept)
+joins its cycle instead of making the next frame of another camera an "extra".
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from typing import Any
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES
 
 STAMP_SOURCES = ("reference", "latest", "earliest")
+_PHASE_ALPHA = 0.3  # EMA weight of one finished set in a camera's learned stagger
+_PHASE_WARMUP = 1  # finished sets per camera before its stagger is trusted (until then: raw + jitter)
 
 # Counters reported by SyncPolicy.stats(); all start at 0 so diagnostics always have every key.
 COUNTERS: tuple[str, ...] = (
@@ -109,6 +116,11 @@ class SyncConfig:
     min_interval_tolerance_ns: int = 20_000_000
     # A stamp this far behind the same sensor's last stamp (or now behind the last now) = bag loop.
     backward_jump_ns: int = 1_000_000_000
+    # Matching removes each camera's learned firing stagger (EMA over finished sets) before the
+    # max_spread_ns test, so stamp jitter on top of the stagger neither splits nor merges cycles;
+    # the raw stamp spread of a set is still bounded by max_spread_ns + stamp_jitter_ns.
+    learn_stagger: bool = True
+    stamp_jitter_ns: int = 30_000_000
     # Bounds.
     max_pending_sets: int = 8
     max_waiting: int = 8
@@ -124,7 +136,7 @@ class SyncConfig:
         if not 1 <= self.min_cameras <= self.num_cameras:
             raise ValueError(f"min_cameras must be in 1..{self.num_cameras}")
         for name in ("max_spread_ns", "camera_timeout_ns", "radar_window_ns", "radar_after_ns",
-                     "radar_wait_ns", "min_interval_ns", "min_interval_tolerance_ns"):
+                     "radar_wait_ns", "min_interval_ns", "min_interval_tolerance_ns", "stamp_jitter_ns"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("radar_max_sweeps", "emit_every_n", "max_pending_sets", "max_waiting",
@@ -172,34 +184,44 @@ class SyncedKeyframe:
 
 
 class _CameraSet:
-    __slots__ = ("payloads", "stamps", "count", "lo", "hi", "opened")
+    """One pending camera cycle. ``lo``/``hi`` bound the raw stamps; ``clo``/``chi`` the
+    stagger-corrected ones (stamp minus the camera's learned phase offset) that matching uses."""
+
+    __slots__ = ("payloads", "stamps", "cstamps", "count", "lo", "hi", "clo", "chi", "opened")
 
     def __init__(self, n: int) -> None:
         self.payloads: list[Any] = [None] * n
         self.stamps: list[int | None] = [None] * n
+        self.cstamps: list[int | None] = [None] * n
         self.count = 0
-        self.lo = 0
-        self.hi = 0
+        self.lo = self.hi = self.clo = self.chi = 0
         self.opened = 0  # `now` when the set opened (timeout reference)
 
-    def add(self, cam: int, stamp: int, payload: Any) -> None:
-        if self.count == 0:
-            self.lo = self.hi = stamp
-        else:
-            self.lo = min(self.lo, stamp)
-            self.hi = max(self.hi, stamp)
+    def _bounds(self) -> None:
+        present = [t for t in self.stamps if t is not None]
+        cpresent = [t for t in self.cstamps if t is not None]
+        self.lo, self.hi = min(present), max(present)
+        self.clo, self.chi = min(cpresent), max(cpresent)
+
+    def add(self, cam: int, stamp: int, cstamp: int, payload: Any) -> None:
         self.payloads[cam] = payload
         self.stamps[cam] = stamp
+        self.cstamps[cam] = cstamp
         self.count += 1
+        self._bounds()
 
     def others(self, cam: int) -> list[int]:
+        """Corrected stamps of the other present views."""
+        return [t for k, t in enumerate(self.cstamps) if t is not None and k != cam]
+
+    def raw_others(self, cam: int) -> list[int]:
         return [t for k, t in enumerate(self.stamps) if t is not None and k != cam]
 
-    def replace(self, cam: int, stamp: int, payload: Any) -> None:
+    def replace(self, cam: int, stamp: int, cstamp: int, payload: Any) -> None:
         self.payloads[cam] = payload
         self.stamps[cam] = stamp
-        present = [t for t in self.stamps if t is not None]
-        self.lo, self.hi = min(present), max(present)
+        self.cstamps[cam] = cstamp
+        self._bounds()
 
 
 @dataclass
@@ -221,6 +243,11 @@ class SyncPolicy:
         self._last_skew_ns: int | None = None
         self._last_emit_stamp: int | None = None
         self._seq = 0
+        # Learned firing stagger per camera (ns; a property of the rig, so kept across resets).
+        self._offset = [0.0] * self.config.num_cameras
+        self._offset_n = [0] * self.config.num_cameras
+        self._period: list[float | None] = [None] * self.config.num_cameras
+        self._stamp_hist: list[deque[int]] = [deque(maxlen=9) for _ in range(self.config.num_cameras)]
         self._clear()
 
     # ------------------------------------------------------------------ public API
@@ -243,11 +270,12 @@ class SyncPolicy:
             if last is not None and stamp_ns < last:
                 c["camera_out_of_order"] += 1
                 return False
-            if self._final_watermark is not None and stamp_ns < self._final_watermark:
+            if self._final_watermark is not None and stamp_ns - self._phase(camera) < self._final_watermark:
                 # Its set was already finalised (e.g. timed out without this view): too late.
                 self._cam_last[camera] = stamp_ns
                 c["camera_late"] += 1
                 return False
+            self._track_period(camera, last, stamp_ns)
             self._cam_last[camera] = stamp_ns
             if not self._assign(camera, stamp_ns, payload):
                 return False
@@ -298,6 +326,9 @@ class SyncPolicy:
             if self._last_now is not None and now_ns < self._last_now - self.config.backward_jump_ns:
                 self._reset_locked()
             self._last_now = now_ns
+            for s in self._pending:
+                if s.opened is None:
+                    s.opened = now_ns
             self._finalise(now_ns, flush=False)
             self._release(now_ns, flush=False)
             return self._take_ready()
@@ -325,12 +356,13 @@ class SyncPolicy:
             out["radar_buffered"] = sum(len(b) for b in self._radar.values())
             out["last_skew_ns"] = self._last_skew_ns
             out["last_keyframe_stamp_ns"] = self._last_emit_stamp
+            out["camera_phase_ms"] = [round(o / 1e6, 2) for o in self._offset]
             return out
 
     # ------------------------------------------------------------------ internals
     def _clear(self) -> None:
         n = self.config.num_cameras
-        self._pending: list[_CameraSet] = []  # sorted by lo
+        self._pending: list[_CameraSet] = []  # sorted by clo
         self._waiting: deque[_Final] = deque()  # final, rate-limited, waiting for radar
         self._ready: deque[SyncedKeyframe] = deque()
         self._radar: dict[str, deque[RadarSweep]] = {}
@@ -345,14 +377,55 @@ class SyncPolicy:
         self._clear()
         self._counters["resets"] += 1
 
+    def _free_running(self, camera: int) -> bool:
+        """A camera not at the cycle rate (e.g. 15 or 24 Hz next to 12 Hz) has no fixed phase."""
+        own = self._period[camera]
+        rates = sorted(p for p in self._period if p is not None)
+        if own is None or len(rates) < 2:
+            return False
+        cycle = rates[len(rates) // 2]
+        return abs(own - cycle) > 0.12 * cycle
+
+    def _phase(self, camera: int) -> int:
+        if not self.config.learn_stagger or self._free_running(camera):
+            return 0
+        return int(self._offset[camera])
+
+    def _learned(self, cams: list[int]) -> bool:
+        return not self.config.learn_stagger or all(
+            self._offset_n[k] >= _PHASE_WARMUP or self._free_running(k) for k in cams)
+
+    def _track_period(self, camera: int, last: int | None, stamp: int) -> None:
+        """Camera period over its last stamps: (span) / (cycles in it), gaps of dropped frames
+        counted as several cycles, so stamp jitter of +-15 ms moves it by < 5 %."""
+        hist = self._stamp_hist[camera]
+        if last is not None and stamp <= last:
+            return
+        hist.append(stamp)
+        if len(hist) < 5:
+            self._period[camera] = None
+            return
+        diffs = sorted(b - a for a, b in zip(hist, list(hist)[1:]))
+        med = diffs[len(diffs) // 2]
+        cycles = sum(max(1, round((b - a) / med)) for a, b in zip(hist, list(hist)[1:]))
+        self._period[camera] = (hist[-1] - hist[0]) / cycles
+
     def _assign(self, camera: int, stamp: int, payload: Any) -> bool:
         """Put an accepted image into a set; False when it was an extra frame and dropped.
 
-        Prefers the nearest set that lacks this camera. A camera faster than the others (two
-        frames fit one set) keeps, per set, the frame nearest the other views' mean stamp, so it
-        neither opens spurious sets nor widens the skew.
+        Matching works on stagger-corrected stamps (stamp minus the camera's learned phase), so
+        jitter on top of the rig's firing stagger neither splits a cycle nor merges two. Takes the
+        oldest fitting set that lacks this camera (the nearest one for a free-running camera). A
+        camera faster than the others (two frames fit one set) keeps, per set, the frame nearest
+        the other views' mean stamp, so it neither opens spurious sets nor widens the skew. Two
+        frames of one camera more than max_spread_ns apart are never one cycle (a late view of the
+        previous cycle must not turn this camera's next frame into an "extra").
         """
-        spread = self.config.max_spread_ns
+        cfg = self.config
+        spread = cfg.max_spread_ns
+        raw_limit = spread + cfg.stamp_jitter_ns
+        c = stamp - self._phase(camera)
+        free = self._free_running(camera)
         best: _CameraSet | None = None
         best_d = 0
         occupied: list[_CameraSet] = []
@@ -360,29 +433,40 @@ class SyncPolicy:
             if s.stamps[camera] is not None:
                 occupied.append(s)
                 continue
-            if max(s.hi, stamp) - min(s.lo, stamp) > spread:
+            cams = [k for k, t in enumerate(s.stamps) if t is not None] + [camera]
+            limit = spread if self._learned(cams) else raw_limit  # bootstrap: raw stamps + jitter
+            if max(s.chi, c) - min(s.clo, c) > limit or max(s.hi, stamp) - min(s.lo, stamp) > raw_limit:
                 continue
-            d = abs(stamp - (s.lo + s.hi) // 2)
+            # A camera at the cycle rate delivers its frames in stamp order, so the oldest set that
+            # lacks it and fits is its cycle; a free-running camera takes the nearest set.
+            d = abs(c - (s.clo + s.chi) // 2) if free else 0
             if best is None or d < best_d:
                 best, best_d = s, d
         if best is None:
             for s in occupied:
+                own = s.cstamps[camera]
+                if abs(c - own) > spread and not self._free_running(camera):
+                    continue  # another cycle of this camera, not an extra frame of this one
                 others = s.others(camera)
-                if not others or max(max(others), stamp) - min(min(others), stamp) > spread:
+                raw = s.raw_others(camera)
+                if not others or max(max(others), c) - min(min(others), c) > spread \
+                        or max(max(raw), stamp) - min(min(raw), stamp) > raw_limit:
                     continue
                 centre = sum(others) / len(others)
-                if abs(stamp - centre) < abs(s.stamps[camera] - centre):
-                    s.replace(camera, stamp, payload)
-                    self._pending.sort(key=lambda x: x.lo)
+                if abs(c - centre) < abs(own - centre):
+                    s.replace(camera, stamp, c, payload)
+                    self._pending.sort(key=lambda x: x.clo)
                     self._counters["camera_replaced"] += 1
                     return True
                 self._counters["camera_extra"] += 1
                 return False
             best = _CameraSet(self.config.num_cameras)
-            best.opened = self._last_now if self._last_now is not None else stamp
+            # Timeout reference: the first poll that sees the set (its arrival), or its stamp
+            # before any poll.
+            best.opened = None if self._last_now is not None else stamp
             self._pending.append(best)
-        best.add(camera, stamp, payload)
-        self._pending.sort(key=lambda s: s.lo)
+        best.add(camera, stamp, c, payload)
+        self._pending.sort(key=lambda s: s.clo)
         if len(self._pending) > self.config.max_pending_sets:
             self._finalise(None, flush=False)  # move out what is already final (no poll yet)
         while len(self._pending) > self.config.max_pending_sets:
@@ -393,7 +477,24 @@ class SyncPolicy:
     def _given_up(self, s: _CameraSet, camera: int) -> bool:
         """True when ``camera`` can no longer deliver an image that fits set ``s``."""
         last = self._cam_last[camera]
-        return last is not None and last >= s.lo + self.config.max_spread_ns
+        return last is not None and last - self._phase(camera) >= s.clo + self.config.max_spread_ns
+
+    def _learn_stagger(self, s: _CameraSet) -> None:
+        """Update each camera's phase offset from a finished set (EMA of its residual)."""
+        if not self.config.learn_stagger or s.count < 2:
+            return
+        present = [k for k, t in enumerate(s.stamps) if t is not None and not self._free_running(k)]
+        if len(present) < 2:
+            return
+        corrected = sorted(s.stamps[k] - self._offset[k] for k in present)
+        mid = len(corrected) // 2  # median: one odd view does not shift everyone's phase
+        mean = corrected[mid] if len(corrected) % 2 else (corrected[mid - 1] + corrected[mid]) / 2
+        lim = self.config.max_spread_ns
+        for k in present:
+            r = (s.stamps[k] - self._offset[k]) - mean
+            a = 1.0 if self._offset_n[k] == 0 else _PHASE_ALPHA
+            self._offset[k] = min(max(self._offset[k] + a * r, -lim), lim)
+            self._offset_n[k] += 1
 
     def _finalise(self, now: int | None, flush: bool) -> None:
         cfg = self.config
@@ -403,14 +504,15 @@ class SyncPolicy:
                 reason = "complete"
             elif all(self._given_up(s, k) for k in range(cfg.num_cameras) if s.stamps[k] is None):
                 reason = "superseded"
-            elif now is not None and now - s.opened >= cfg.camera_timeout_ns:
+            elif now is not None and s.opened is not None and now - s.opened >= cfg.camera_timeout_ns:
                 reason = "timeout"
             elif flush:
                 reason = "flushed"
             else:
                 break  # keep stamp order: younger sets wait behind this one
             self._pending.pop(0)
-            wm = s.lo + cfg.max_spread_ns
+            self._learn_stagger(s)
+            wm = s.clo + cfg.max_spread_ns
             if self._final_watermark is None or wm > self._final_watermark:
                 self._final_watermark = wm
             self._counters[f"sets_{'timed_out' if reason == 'timeout' else reason}"] += 1

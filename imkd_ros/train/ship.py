@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from imkd_ros.model.imkd import write_sidecar
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         data = torch.load(src, map_location="cpu", weights_only=True)
         assert data["kind"] == kind and data["config"]["name"] == "cpu", (src, data["kind"])
         shutil.copyfile(src, dst)
+        write_sidecar(dst)  # <file>.sha256: the loader refuses a checkpoint that does not match it
         summary = json.loads((src.parent / "summary.json").read_text())
         tconf = json.loads((src.parent / "train_config.json").read_text())
         info[kind] = {"run": str(src.parent), "path": dst, "sha": sha256(dst), "size": dst.stat().st_size,
