@@ -214,15 +214,15 @@ class TopicCollector:
         with self._lock:
             return list(self.messages.get(topic, ()))
 
-    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 60.0) -> None:
         wait_for(lambda: self.node.count_publishers(topic) >= count, timeout, f"{count} publisher(s) on {topic}")
 
-    def wait_for_subscribers(self, topic: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_for_subscribers(self, topic: str, count: int = 1, timeout: float = 60.0) -> None:
         wait_for(
             lambda: self.node.count_subscribers(topic) >= count, timeout, f"{count} subscriber(s) on {topic}"
         )
 
-    def wait_for_messages(self, topic: str, count: int = 1, timeout: float = 15.0) -> list[Any]:
+    def wait_for_messages(self, topic: str, count: int = 1, timeout: float = 60.0) -> list[Any]:
         wait_for(lambda: len(self.received(topic)) >= count, timeout, f"{count} message(s) on {topic}")
         return self.received(topic)
 

@@ -31,10 +31,10 @@ def test_image_detections_objects_cross_processes(start_node, collector) -> None
     collector.subscribe("/smoke/objects", Object3DArray)
     pub = start_node("imkd_ros.testing.smoke_publisher")
     try:
-        collector.wait_for_publishers("/smoke/image", timeout=20)
-        imgs = collector.wait_for_messages("/smoke/image", 2, timeout=20)
-        dets = collector.wait_for_messages("/smoke/detections", 2, timeout=20)
-        objs = collector.wait_for_messages("/smoke/objects", 2, timeout=20)
+        collector.wait_for_publishers("/smoke/image", timeout=120)
+        imgs = collector.wait_for_messages("/smoke/image", 2, timeout=120)
+        dets = collector.wait_for_messages("/smoke/detections", 2, timeout=120)
+        objs = collector.wait_for_messages("/smoke/objects", 2, timeout=120)
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n--- publisher log ---\n{pub.log()}") from exc
     assert pub.alive(), pub.log()
