@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class DetectorPipeline:
         """(K for the decoded image size, cam_to_ego) or raise ValueError/TransformError."""
         if cam.intrinsics is None or cam.info_size is None:
             raise ValueError("no CameraInfo yet")
-        h, w = cam.image.shape[:2]
+        h, w = cast(np.ndarray, cam.image).shape[:2]  # callers pass decoded views only
         sx, sy = w / cam.info_size[0], h / cam.info_size[1]
         if abs(sx - sy) > 0.02:
             raise ValueError(f"image {w}x{h} does not match CameraInfo {cam.info_size[0]}x{cam.info_size[1]}")
@@ -121,7 +121,7 @@ class DetectorPipeline:
             raise ValueError("no usable camera view in this keyframe (" + ("; ".join(why) or "no images") + ")")
         ref = next(img for img in images if img is not None)
         for i in range(n):  # masked views: black images of the common size (the model ignores them)
-            if images[i] is None or images[i].shape != ref.shape:
+            if images[i] is None or cast(np.ndarray, images[i]).shape != ref.shape:
                 if images[i] is not None:  # a view of another size cannot be batched: mask it
                     missing.append(CAMERA_NAMES[i])
                     valid[i] = False
@@ -151,7 +151,7 @@ class DetectorPipeline:
 
         frame = Frame(
             timestamp_us=inp.stamp_ns // 1000,
-            images=images,
+            images=cast(list[np.ndarray], images),  # every None was replaced above
             intrinsics=intrinsics.astype(np.float32),
             cam_to_ego=cam_to_ego.astype(np.float32),
             camera_valid=valid,

@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -225,7 +225,7 @@ def _decode_pil(data: np.ndarray, kind: str, reduce: int) -> np.ndarray:
     from PIL import Image as PILImage
 
     try:
-        im = PILImage.open(io.BytesIO(data))
+        im: PILImage.Image = PILImage.open(io.BytesIO(cast(bytes, data)))  # an ndarray is a buffer
         w, h = im.size
         want = (-(-w // reduce), -(-h // reduce))  # ceil, as libjpeg's DCT scaling
         if kind == "jpeg" and reduce > 1:
@@ -233,7 +233,7 @@ def _decode_pil(data: np.ndarray, kind: str, reduce: int) -> np.ndarray:
         if im.mode != "RGB":
             im = im.convert("RGB")
         if im.size != want:  # PNG, or a JPEG the decoder would not scale
-            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.BOX)
+            im = im.reduce(reduce) if im.size == (w, h) else im.resize(want, PILImage.Resampling.BOX)
         return np.asarray(im)
     except (OSError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
         raise ValueError(f"could not decode {kind} CompressedImage ({data.size} bytes): {exc}") from exc
@@ -437,10 +437,11 @@ def _cloud_view(msg: Any) -> np.ndarray:
 
 
 def _nan_fields(dtype: np.dtype, nan_fields: Sequence[str] | None) -> list[str]:
+    names = dtype.names or ()
     if nan_fields is not None:
-        return [n for n in nan_fields if n in dtype.names]
-    xyz = [n for n in ("x", "y", "z") if n in dtype.names]
-    return xyz or [n for n in dtype.names if dtype[n].kind == "f"]
+        return [n for n in nan_fields if n in names]
+    xyz: list[str] = [n for n in ("x", "y", "z") if n in names]
+    return xyz or [n for n in names if dtype[n].kind == "f"]
 
 
 def _apply_nan_policy(arr: np.ndarray, nan_policy: str, nan_fields: Sequence[str] | None) -> CloudRead:
@@ -489,7 +490,7 @@ def dtype_to_fields(dtype: np.dtype) -> tuple[list[tuple[str, int, int, int]], b
         raise ValueError("expected a structured array (named fields)")
     out, orders = [], set()
     for name in dtype.names:
-        ft, off = dtype.fields[name][:2]
+        ft, off = cast(Any, dtype.fields)[name][:2]
         base, shape = (ft.base, ft.shape) if ft.subdtype is not None else (ft, ())
         key = base.str[1:]
         if key not in _NP_TO_PF:
@@ -631,7 +632,7 @@ _PRIMITIVE_TYPES = {"double": 1.5, "float": 0.5, "string": "s", "int32": 3, "uin
 
 
 @cache
-def _flat_fields(cls: type) -> tuple[str, ...] | None:
+def _flat_fields(cls: Any) -> tuple[str, ...] | None:
     """Field names of a flat message class that can be filled through its slots, else None."""
     try:
         fields = cls.get_fields_and_field_types()
@@ -650,7 +651,7 @@ def _flat_fields(cls: type) -> tuple[str, ...] | None:
         return None
 
 
-def _msg(cls: type, **kw: Any) -> Any:
+def _msg(cls: Any, **kw: Any) -> Any:
     """Flat message from all its field values (Python scalars of the right type)."""
     names = _flat_fields(cls) if _FAST_MSGS else None
     if names is None or len(kw) != len(names):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES
 
@@ -213,6 +213,8 @@ class _Final:
 class SyncPolicy:
     """Stateful sync policy; thread-safe (one lock), so ROS callbacks may call it from any thread."""
 
+    _last_now: int | None  # the `now` of the last poll (set in _clear)
+
     def __init__(self, config: SyncConfig | None = None) -> None:
         self.config = config or SyncConfig()
         self._lock = threading.Lock()
@@ -336,7 +338,7 @@ class SyncPolicy:
         self._radar: dict[str, deque[RadarSweep]] = {}
         self._cam_last: list[int | None] = [None] * n
         self._final_watermark: int | None = None
-        self._last_now: int | None = None
+        self._last_now = None
         self._final_count = 0
         self._last_kept_stamp: int | None = None
         self._emit_floor: int | None = None  # last emitted stamp since the last reset (radar pruning)
@@ -371,7 +373,7 @@ class SyncPolicy:
                 if not others or max(max(others), stamp) - min(min(others), stamp) > spread:
                     continue
                 centre = sum(others) / len(others)
-                if abs(stamp - centre) < abs(s.stamps[camera] - centre):
+                if abs(stamp - centre) < abs(cast(int, s.stamps[camera]) - centre):
                     s.replace(camera, stamp, payload)
                     self._pending.sort(key=lambda x: x.lo)
                     self._counters["camera_replaced"] += 1

@@ -293,6 +293,8 @@ class CameraSim:
         face_buf = np.full((h, w), -1, np.int32)
         invz = np.zeros((h, w), np.float64)
         corners = snap.part_corners
+        assert corners is not None and snap.part_half is not None and snap.part_center is not None \
+            and snap.part_axes is not None, "the renderer needs a snapshot with parts"
         if len(corners) == 0:
             return face_buf, invz, None
         cam_pos = cam_to_world.translation
@@ -310,7 +312,7 @@ class CameraSim:
             return face_buf, invz, None
         cc_sel = world_to_cam.apply(corners[sel].reshape(-1, 3)).reshape(-1, 8, 3)
         zmax = cc_sel[..., 2].max(1)
-        keep = np.zeros(len(corners), bool)
+        keep = np.zeros(len(corners), np.bool_)
         keep[sel] = zmax > NEAR
         cc = np.zeros((len(corners), 8, 3))
         cc[sel] = cc_sel
@@ -427,15 +429,17 @@ class CameraSim:
         col[emis == 2] = np.maximum(col[emis == 2], (170, 25, 25))
         return np.clip(col * self.sim.camera_gain, 0, 255)
 
-    def _weather(self, img: np.ndarray, depth: np.ndarray, tb: _CamTables, rng: np.random.Generator,
+    def _weather(self, img: np.ndarray, depth: np.ndarray | None, tb: _CamTables, rng: np.random.Generator,
                  faces, face_buf) -> np.ndarray:
         cond = self.condition
         if cond == "fog":
+            assert depth is not None, "fog needs the depth buffer"
             vis = self._fog_vis
             a = np.exp(-np.minimum(depth, 1e4) / vis)[..., None]
             fogc = np.asarray(SKY_HORIZON["fog"], np.float32)
             img = img * a + fogc * (1 - a)
         elif cond == "rain":
+            assert depth is not None, "rain needs the depth buffer"
             a = np.exp(-np.minimum(depth, 1e4) / 180.0)[..., None]
             img = img * (0.85 * a + 0.15) + np.float32(150.0) * (1 - (0.85 * a + 0.15))
             if self.rain_tile is not None:

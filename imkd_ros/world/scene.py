@@ -158,12 +158,14 @@ class Scene:
     description: str = ""
     times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # Filled by finalize(): states on the grid, (T, N, ...) for agents, (T, ...) for ego.
-    grid_xy: np.ndarray | None = None
-    grid_yaw: np.ndarray | None = None
-    grid_vel: np.ndarray | None = None
-    ego_xy: np.ndarray | None = None
-    ego_yaw: np.ndarray | None = None
-    ego_vel: np.ndarray | None = None
+    grid_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    grid_yaw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    grid_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    ego_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    ego_yaw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ego_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     # ---------------------------------------------------------------------------------------
     def finalize(self) -> None:
@@ -749,7 +751,8 @@ def _roadside_props(rng: np.random.Generator, roads: list[Road], main: Road, lo:
         edge = abs(main.edge_offset(side)) + main.sidewalk_width
         s = max(lo, 0.0)
         while s < min(hi, main.length):
-            if cross_s is not None and abs(s - cross_s) < cross.half_width + main.sidewalk_width + 8:
+            if (cross is not None and cross_s is not None
+                    and abs(s - cross_s) < cross.half_width + main.sidewalk_width + 8):
                 s += 4.0
                 continue
             r = rng.random()

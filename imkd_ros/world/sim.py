@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,6 +54,9 @@ class Snapshot:
 
 
 class SceneSim:
+    map_rgb: np.ndarray  # (H, W, 3) uint8 ground texture, set by _build_map
+    map_mat: np.ndarray  # (H, W) uint8 material classes
+
     def __init__(self, scene: Scene):
         self.scene = scene
         self.meshes: list[Mesh] = [
@@ -156,17 +160,12 @@ class SceneSim:
     def _build_map(self) -> None:
         sc = self.scene
         ego_xy = sc.ego_xy
-        pts = [ego_xy]
-        for r in sc.roads:
-            pts.append(r.xy)
-        allp = np.concatenate(pts)
         # Map covers the ego path +- 110 m (sensors see ~70-100 m).
         lo = ego_xy.min(0) - 110.0
         hi = ego_xy.max(0) + 110.0
         self.map_origin = lo
         w = int(np.ceil((hi[0] - lo[0]) / MAP_RES))
         h = int(np.ceil((hi[1] - lo[1]) / MAP_RES))
-        del allp
         rng = np.random.default_rng(np.random.SeedSequence([sc.seed, 3, len(sc.agents), int(sc.duration)]))
         mat = np.zeros((h, w), np.uint8)
         # Rows are +y, columns +x.
@@ -248,7 +247,8 @@ class SceneSim:
         iy = np.clip(((xy[:, 1] - self.map_origin[1]) * (1 / MAP_RES)).astype(np.int32), 0, h - 1)
         return self._rgb_flat[iy * w + ix]
 
-    def ground_rgb_from_ego(self, ego_xy32: np.ndarray, ego: Transform, night: bool = False) -> np.ndarray:
+    def ground_rgb_from_ego(self, ego_xy32: np.ndarray, ego: Transform,
+                            night: bool = False) -> Any:  # (N, 3), or ((N, 3), (N, 3)) lit at night
         """Colours of ego-frame ground points (float32 (N, 2)) with the ego at pose ``ego``.
 
         ``night``: also the lamp-lit night ground, as a second (N, 3) array."""

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from imkd_msgs.msg import Object3DArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection3DArray
+
+from imkd_ros.testing.smoke_publisher import SMOKE_BOXES, smoke_image
 
 pytestmark = pytest.mark.ros
 
@@ -19,13 +25,6 @@ def test_environment_is_loopback_only() -> None:
 
 
 def test_image_detections_objects_cross_processes(start_node, collector) -> None:
-    from imkd_msgs.msg import Object3DArray
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection3DArray
-
-    from imkd_ros.testing.smoke_publisher import SMOKE_BOXES, smoke_image
-
     collector.subscribe("/smoke/image", Image, qos_profile_sensor_data)
     collector.subscribe("/smoke/detections", Detection3DArray)
     collector.subscribe("/smoke/objects", Object3DArray)

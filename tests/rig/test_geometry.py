@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nuscenes.eval.common.utils import quaternion_yaw
 from nuscenes.utils.data_classes import Box
 from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
@@ -52,8 +53,6 @@ def test_rotmat_to_quat_round_trip(rng):
 
 
 def test_multiply_and_yaw_match_pyquaternion_and_devkit(rng):
-    from nuscenes.eval.common.utils import quaternion_yaw
-
     for _ in range(20):
         a, b = _rand_quat(rng), _rand_quat(rng)
         np.testing.assert_allclose(quat_multiply(a, b), (Quaternion(a) * Quaternion(b)).elements, atol=1e-12)

@@ -12,6 +12,18 @@ import pytest
 
 pytest.importorskip("sensor_msgs.msg")
 
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from geometry_msgs.msg import Point, Quaternion, TransformStamped, Vector3
+from PIL import Image as PILImage
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo, PointField
+from std_msgs.msg import ColorRGBA
+from vision_msgs.msg import ObjectHypothesis
+from visualization_msgs.msg import Marker
+
 from imkd_ros.constants import ATTRIBUTES, CLASSES, RADAR_PCD_FIELDS
 from imkd_ros.rig.geometry import box_corners
 from imkd_ros.ros import convert as cv
@@ -29,8 +41,6 @@ def _smooth_rgb(h=96, w=160) -> np.ndarray:
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
 
 
@@ -192,8 +202,6 @@ def test_image_transport_format_string_and_png(jpeg_decoder):
 
 
 def test_compressed_gray_jpeg_becomes_rgb(jpeg_decoder):
-    from PIL import Image as PILImage
-
     buf = io.BytesIO()
     PILImage.fromarray(np.full((16, 16), 128, np.uint8)).save(buf, "JPEG")
     out = cv.compressed_to_rgb(SimpleNamespace(format="jpeg", data=buf.getvalue()))
@@ -201,8 +209,6 @@ def test_compressed_gray_jpeg_becomes_rgb(jpeg_decoder):
 
 
 def test_decoders_agree_and_batch_decode():
-    from concurrent.futures import ThreadPoolExecutor
-
     msgs = [cv.rgb_to_compressed(_smooth_rgb(96, 160) // (i + 1), fmt="jpeg") for i in range(4)]
     serial = cv.compressed_to_rgb_many(msgs, reduce=2)
     with ThreadPoolExecutor(2) as pool:
@@ -248,8 +254,6 @@ def test_camera_info_distortion_check():
 
 
 def test_camera_info_invalid():
-    from sensor_msgs.msg import CameraInfo
-
     with pytest.raises(ValueError, match="pinhole"):
         cv.camera_info_to_intrinsics(CameraInfo(width=10, height=10))  # uncalibrated: K all zero
     with pytest.raises(ValueError, match="empty"):
@@ -345,8 +349,6 @@ def test_pointcloud2_big_endian():
 
 def test_pointcloud2_manual_layout_with_row_padding():
     """Organised 2x3 cloud, fields out of offset order, padded points and padded rows."""
-    from sensor_msgs.msg import PointField
-
     h, w, ps, rs = 2, 3, 16, 3 * 16 + 8
     buf = np.full(h * rs, 0xEE, np.uint8)
     vals = np.arange(h * w, dtype=np.float32)
@@ -376,8 +378,6 @@ def test_pointcloud2_organised_roundtrip():
 
 
 def test_pointcloud2_errors():
-    from sensor_msgs.msg import PointField
-
     msg = cv.array_to_pointcloud2(_mixed_points(10))
     msg.data = bytes(msg.data)[:-1]
     with pytest.raises(ValueError, match="truncated"):
@@ -514,8 +514,6 @@ def test_transform_roundtrip():
 
 
 def test_transform_known_values():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.translation.x = 1.0
     t.transform.rotation.z = math.sin(math.pi / 4)
@@ -526,8 +524,6 @@ def test_transform_known_values():
 
 
 def test_transform_errors():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.rotation.w = 0.0
     with pytest.raises(ValueError, match="quaternion"):
@@ -624,8 +620,6 @@ def test_object3d_array_roundtrip():
 
 # ---------------------------------------------------------------------------- markers
 def test_marker_array():
-    from visualization_msgs.msg import Marker
-
     b = _boxes()
     msg = _roundtrip(cv.boxes_to_marker_array(b, "base_link", 5, min_speed=0.2))
     ms = list(msg.markers)
@@ -657,8 +651,6 @@ def test_marker_array():
 
 
 def test_marker_fast_points_match_constructor():
-    from geometry_msgs.msg import Point
-
     xyz = np.array([[1.0, -2.5, 3.25], [0.0, 1e-3, -7.0]])
     pts = cv._make_points(xyz)
     assert pts == [Point(x=1.0, y=-2.5, z=3.25), Point(x=0.0, y=1e-3, z=-7.0)]
@@ -666,13 +658,8 @@ def test_marker_fast_points_match_constructor():
 
 
 def test_fast_message_paths_are_active_here():
-    from geometry_msgs.msg import Point, Quaternion, Vector3
-    from std_msgs.msg import ColorRGBA
-    from vision_msgs.msg import ObjectHypothesis
-
     for cls in (Point, Quaternion, Vector3, ColorRGBA, ObjectHypothesis):
         assert cv._flat_fields(cls) is not None, cls
-    from visualization_msgs.msg import Marker
 
     assert cv._flat_fields(Marker) is None  # nested: cloned from templates instead
 
@@ -690,17 +677,12 @@ def test_fast_builders_equal_plain_constructors(builder, monkeypatch):
 
 
 def test_marker_array_empty_still_clears():
-    from visualization_msgs.msg import Marker
-
     msg = cv.boxes_to_marker_array(Boxes.empty(), "base_link", 5)
     assert len(msg.markers) == 1 and msg.markers[0].action == Marker.DELETEALL
 
 
 def test_decoders_need_no_ros():
     """Offline replay decodes rosbags messages: importing and decoding must not need rclpy/ROS."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "for m in ('rclpy', 'sensor_msgs', 'geometry_msgs', 'std_msgs', 'builtin_interfaces',\n"
