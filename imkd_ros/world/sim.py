@@ -19,6 +19,9 @@ from imkd_ros.world.meshes import Mesh, build_mesh, prop_mesh
 from imkd_ros.world.scene import Road, Scene
 
 MAP_RES = 0.1  # m per ground-map pixel
+# One RGB uint8 pixel as a single 3-byte item: gathering / scattering pixels through this view
+# moves one item per pixel instead of a row of three (several times faster, same bytes).
+PIXEL = np.dtype("V3")
 # Ground materials (LiDAR reflectivity classes), stored in the material raster.
 MAT_GRASS, MAT_SIDEWALK, MAT_ROAD, MAT_MARKING = 0, 1, 2, 3
 MATERIAL_REFLECT = np.array([28.0, 35.0, 12.0, 95.0])
@@ -263,8 +266,8 @@ class SceneSim:
         iy *= w
         iy += ix
         if night and self._night_flat is not None:
-            return self._rgb_flat[iy], self._night_flat[iy]
-        return self._rgb_flat[iy]
+            return _gather_pixels(self._rgb_flat, iy), _gather_pixels(self._night_flat, iy)
+        return _gather_pixels(self._rgb_flat, iy)
 
     def _bake_night_map(self) -> np.ndarray:
         """Ground under moonlight plus lamp pools (computed on a 1 m grid, upsampled)."""
@@ -308,6 +311,11 @@ class SceneSim:
         if f > 1:
             m = cv2.resize(m, (int(m.shape[1] / f), int(m.shape[0] / f)), interpolation=cv2.INTER_NEAREST)
         return (np.flipud(m).astype(np.uint8) * 80).clip(0, 255).astype(np.uint8)
+
+
+def _gather_pixels(rgb: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """rgb[idx] for a contiguous (N, 3) uint8 array, one 3-byte item per pixel."""
+    return np.ascontiguousarray(rgb).reshape(-1).view(PIXEL)[idx].view(np.uint8).reshape(-1, 3)
 
 
 def _solid(img, road: Road, lat: float, val: int, thick: int, to_px) -> None:
