@@ -26,7 +26,7 @@ SKY_HORIZON = {"day": (190, 210, 230), "night": (20, 22, 30), "rain": (165, 168,
 
 @dataclass
 class RenderResult:
-    image: np.ndarray  # (H, W, 3) uint8 RGB at sensor resolution
+    image: np.ndarray  # (H, W, 3) uint8 RGB (BGR if rendered with bgr=True) at sensor resolution
     owner: np.ndarray | None  # (h, w) int32 at render resolution: agent index, -1 background, <= -2 prop
     depth: np.ndarray | None  # (h, w) float32 optical-axis depth at render resolution (inf = sky)
     scale: float  # render resolution / sensor resolution
@@ -120,8 +120,10 @@ class CameraSim:
 
     # ------------------------------------------------------------------------------------------
     def render(self, cam: CameraSpec, snap: Snapshot, scale: float, rng: np.random.Generator,
-               keep_buffers: bool = False, exact: bool = True) -> RenderResult:
-        """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames)."""
+               keep_buffers: bool = False, exact: bool = True, bgr: bool = False) -> RenderResult:
+        """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames).
+        ``bgr``: channels in OpenCV order (for cv2.imencode), swapped before the upsampling, where it
+        costs a fraction (the resize treats channels alike, so the bytes are the same)."""
         tb = self.tables(cam, scale)
         h, w = tb.h, tb.w
         cam_to_world = snap.ego @ cam.to_ego
@@ -173,7 +175,7 @@ class CameraSim:
             depth = depth.reshape(h, w)
 
         # --- objects ------------------------------------------------------------------------
-        face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact)
+        face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact, need_depth)
         owner = np.full((h, w), -1, np.int32) if keep_buffers else None
         flat_buf = face_buf.reshape(-1)
         hit = np.flatnonzero(flat_buf >= 0)  # flat pixel indices: much cheaper than boolean masks
@@ -204,6 +206,8 @@ class CameraSim:
             img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
             np.clip(img, 0, 255, out=img)
             img8 = img.astype(np.uint8)
+        if bgr:
+            img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2BGR)
         if (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
         return RenderResult(img8, owner, depth if keep_buffers else None, scale)
@@ -293,7 +297,9 @@ class CameraSim:
         return tb.night_gain
 
     def _rasterize(self, tb: _CamTables, snap: Snapshot, world_to_cam: Transform, cam_to_world: Transform,
-                   exact: bool = True):
+                   exact: bool = True, need_depth: bool = True):
+        """Face index per pixel, 1/z per pixel (only filled where a face is and, for the painter's
+        algorithm, only when ``need_depth``) and the faces' colours / owners."""
         h, w = tb.h, tb.w
         face_buf = np.full((h, w), -1, np.int32)
         invz = np.zeros((h, w), np.float64)
@@ -370,6 +376,8 @@ class CameraSim:
             order = np.argsort(-np.linalg.norm(verts_cam.mean(1), axis=1))
             span = (safe[..., 0].max(1) - safe[..., 0].min(1)) * (safe[..., 1].max(1) - safe[..., 1].min(1))
             order = order[(span[order] >= 0.5) | clipped[order]]
+        # Unclipped faces whose box misses the image draw nothing: drop them before the Python loop.
+        order = order[clipped[order] | ((bx1[order] > bx0[order]) & (by1[order] > by0[order]))]
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
         a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
         us, vs = tb.us, tb.vs
@@ -400,7 +408,7 @@ class CameraSim:
             if win.any():
                 zb[win] = iz[win]
                 face_buf[y0:y1, x0:x1][win] = f
-        if not exact:
+        if not exact and need_depth:
             vv, uu = np.nonzero(face_buf >= 0)
             fb = face_buf[vv, uu]
             invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]

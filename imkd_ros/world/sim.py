@@ -75,7 +75,7 @@ class SceneSim:
         # applied to the ground texture, sky and object shading: no per-pixel cost).
         gain = rng.uniform(0.85, 1.15) * np.clip(1.0 + rng.normal(0.0, 0.04, 3), 0.9, 1.1)
         self.camera_gain = gain.astype(np.float32)
-        self.map_rgb = np.clip(self.map_rgb * self.camera_gain, 0, 255).astype(np.uint8)
+        self.map_rgb = _apply_gain_u8(self.map_rgb, self.camera_gain)
         self._rgb_flat = self.map_rgb.reshape(-1, 3)
         # Street lamps (the pole props' lamp heads): at night they light pools on the ground and
         # the objects near them; the lit ground is baked into a second map.
@@ -232,15 +232,15 @@ class SceneSim:
         grain = rng.normal(0, 1, (h, w)).astype(np.float32)
         base = np.array([[78, 110, 52], [150, 148, 142], [82, 82, 86], [225, 225, 220]], np.float32)
         tex = base[mat]
-        var = np.array([14.0, 6.0, 6.0, 4.0], np.float32)[mat] * noise_lo + np.array(
-            [6.0, 3.0, 3.5, 3.0], np.float32)[mat] * grain
+        var = _lut(mat, [14.0, 6.0, 6.0, 4.0]) * noise_lo + _lut(mat, [6.0, 3.0, 3.5, 3.0]) * grain
         tex += var[..., None]
         tex[marks == 2] = np.array([225, 180, 40], np.float32) + grain[marks == 2, None] * 5
         # Sidewalk tiles.
         yy, xx = np.nonzero(mat == MAT_SIDEWALK)
         tile = ((xx // 8) + (yy // 8)) % 2 == 0
         tex[yy[tile], xx[tile]] *= 0.93
-        self.map_rgb = np.clip(tex, 0, 255).astype(np.uint8)
+        np.clip(tex, 0, 255, out=tex)
+        self.map_rgb = tex.astype(np.uint8)
         self._rgb_flat = self.map_rgb.reshape(-1, 3)
 
     def ground_rgb(self, xy: np.ndarray) -> np.ndarray:
@@ -311,6 +311,20 @@ class SceneSim:
         if f > 1:
             m = cv2.resize(m, (int(m.shape[1] / f), int(m.shape[0] / f)), interpolation=cv2.INTER_NEAREST)
         return (np.flipud(m).astype(np.uint8) * 80).clip(0, 255).astype(np.uint8)
+
+
+def _lut(index: np.ndarray, values: list[float]) -> np.ndarray:
+    """np.float32(values)[index] for a uint8 index image, through OpenCV's table lookup (faster)."""
+    table = np.zeros(256, np.float32)
+    table[: len(values)] = values
+    return cv2.LUT(index, table)
+
+
+def _apply_gain_u8(rgb: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """uint8(clip(rgb * gain, 0, 255)) for a uint8 (H, W, 3) image and a float32 (3,) gain, as a
+    per-channel table lookup: the same float32 products for each of the 256 levels, ~20x faster."""
+    table = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain.astype(np.float32)[None, :], 0, 255)
+    return cv2.LUT(np.ascontiguousarray(rgb), table.astype(np.uint8).reshape(256, 1, 3))
 
 
 def _gather_pixels(rgb: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -239,12 +239,12 @@ class SceneSynthesizer:
             # are rendered at their own resolution rather than upsampled from a tinier render.
             rel = cfg.render_scale if e.key else cfg.sweep_render_scale
             scale = min(1.0, rel / cfg.image_scale)
-            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps)
+            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps,
+                                      bgr=True)
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
             q = cfg.jpeg_quality if e.key else cfg.sweep_jpeg_quality
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+            ok, buf = cv2.imencode(".jpg", result.image, [cv2.IMWRITE_JPEG_QUALITY, int(q)])  # BGR
             filename, fmt, hw = base + ".jpg", "jpg", (cam.height, cam.width)
             w.write_bytes(filename, buf.tobytes())
             self.stats["write_s"] += time.perf_counter() - t1
