@@ -92,6 +92,7 @@ class LidarSim:
             horiz = np.hypot(corners_s[..., 0], corners_s[..., 1])
             cel = np.arctan2(corners_s[..., 2], horiz)
             inside = dist[cand] <= rad[cand]
+            near = (dist[cand] - rad[cand] - 1e-6).tolist()
             step = 2 * np.pi / na
             b_lo = np.searchsorted(self.elev, cel.min(1) - 1e-9).tolist()
             b_hi = np.searchsorted(self.elev, cel.max(1) + 1e-9).tolist()
@@ -109,6 +110,11 @@ class LidarSim:
                         bsel = all_b[b_lo[j]:b_hi[j]]
                         asel = np.arange(i_lo[j], i_hi[j] + 1) % na
                     idx = (bsel[:, None] * na + asel[None, :]).ravel()
+                    # A ray already stopped nearer than the object's bounding sphere cannot hit it
+                    # (entry distance >= dist - rad for unit rays): skip it (1 um margin, same result).
+                    idx = idx[t_best[idx] > near[j]]
+                    if len(idx) == 0:
+                        continue
                     # Into the object frame (rotation about z only).
                     cm, sm = c[m], s[m]
                     r2 = np.array([[cm, -sm, 0.0], [sm, cm, 0.0], [0.0, 0.0, 1.0]])
