@@ -130,7 +130,8 @@ def test_node_detects_on_a_replayed_recording(start_node, collector, synthetic_r
     play_and_wait(start_node, node, bag)
     # the last camera set may wait for radar past the end of the recording (sim time stops there)
     dets = wait_drained(collector, f"{NS}/detections", expected=len(cam_front) - 1)
-    wait_drained(collector, f"{NS}/objects", expected=len(dets))
+    # objects go out right after detections (same worker): wait until they caught up
+    wait_for(lambda: len(collector.received(f"{NS}/objects")) >= len(dets), DRAIN_TIMEOUT_S, "objects")
     objs = collector.received(f"{NS}/objects")
     statuses = collector.received(f"{NS}/status")
     assert node.alive(), node.log()
@@ -143,7 +144,9 @@ def test_node_detects_on_a_replayed_recording(start_node, collector, synthetic_r
     # however slow the node, drop-oldest keeps the newest PENDING keyframes and works them off
     assert len(dets) >= min(PENDING, len(cam_front) - 1), (len(dets), dropped, len(cam_front))
     assert all(d.header.frame_id == "base_link" for d in dets)
-    assert [time_to_ns(o.header.stamp) for o in objs] == stamps
+    # the last keyframe's pair may have come in between the two snapshots (objects one ahead)
+    obj_stamps = [time_to_ns(o.header.stamp) for o in objs]
+    assert obj_stamps[: len(stamps)] == stamps and len(obj_stamps) - len(stamps) <= 1, (obj_stamps, stamps)
     assert all(len(d.detections) == len(o.objects) for d, o in zip(dets, objs))
     assert all(not s.missing_cameras for s in statuses)
     assert max(s.radar_points for s in statuses) > 0, "radar must reach the model"
