@@ -27,7 +27,7 @@ setup(
     maintainer_email="imkd@example.com",
     description="IMKD camera-radar 3D object detection (LiDAR-distilled) as a ROS 2 node",
     license="Apache-2.0",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     entry_points={
         "console_scripts": [
             "detector_node = imkd_ros.ros.detector_node:main",

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 from imkd_ros.ops.bev_pool import bev_pool, bev_pool_naive
 from imkd_ros.runtime.doctor import check_backends, random_case, time_it
 
@@ -41,7 +42,6 @@ def bench_cpu(depth_bins: int, channels: int, iters: int) -> dict[str, float]:
 
 
 def bench_cuda(depth_bins: int, channels: int, iters: int) -> dict[str, float | str]:
-    from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 
     depth, feat, g = random_case(d=depth_bins, c=channels, device="cuda")
     args = (g.batch, g.bev_h, g.bev_w)

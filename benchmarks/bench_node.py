@@ -20,6 +20,8 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from geometry_msgs.msg import TransformStamped
+from tf2_msgs.msg import TFMessage
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES, RADAR_PCD_FIELDS
 from imkd_ros.ros import calibration, detections, images, markers, msgutil
@@ -48,9 +50,6 @@ class FixedDetector:
 
 
 def make_inputs(raw: bool):
-    from geometry_msgs.msg import TransformStamped
-    from tf2_msgs.msg import TFMessage
-
     rng = np.random.default_rng(1)
     y, x = np.mgrid[0:900, 0:1600]
     base = np.stack([(x // 7) % 256, (y // 5) % 256, ((x + y) // 3) % 256], -1).astype(np.uint8)

@@ -19,6 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import cv2
+import torch
+
 from imkd_ros.world.synth import SynthConfig, synthesize
 
 
@@ -36,13 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="keep the dataset here (default: a temp dir, deleted)")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     args = p.parse_args(argv)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    import cv2
+    torch.set_num_threads(1)
 
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:

@@ -7,11 +7,16 @@ discovery and the loopback Fast DDS profile, so nothing a test does can reach an
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
+from imkd_ros.model.config import load_config
+from imkd_ros.model.imkd import Student, save_checkpoint
 from imkd_ros.testing import NodeProcess, TopicCollector, lease_domain, loopback_ros_env
 
 _LEASE = lease_domain()
@@ -23,8 +28,6 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import torch
-
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA: no GPU on this machine (run on a GPU box: `imkd doctor --gpu`)")
@@ -63,9 +66,6 @@ def collector() -> Iterator[TopicCollector]:
 @pytest.fixture(scope="session")
 def synthetic_recording(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One short synthetic scene (nuScenes format) and its rosbag2 recording, shared by a session."""
-    import subprocess
-    import sys
-
     root = tmp_path_factory.mktemp("recording")
     data, bag = root / "dataset", root / "bag"
     imkd = [sys.executable, "-m", "imkd_ros.cli"]
@@ -79,11 +79,6 @@ def synthetic_recording(tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 @pytest.fixture(scope="session")
 def untrained_student(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised `cpu` student checkpoint (plumbing tests that need no skill)."""
-    import torch
-
-    from imkd_ros.model.config import load_config
-    from imkd_ros.model.imkd import Student, save_checkpoint
-
     torch.manual_seed(0)
     cfg = load_config("cpu")
     path = tmp_path_factory.mktemp("models") / "untrained_student.pt"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mypy over the deployment code (imkd_ros/export, imkd_ros/runtime). TensorRT is not installable
+# mypy over the whole imkd_ros package (settings: setup.cfg [mypy]). TensorRT is not installable
 # here, so its API is checked against tensorrt-stubs (pinned in requirements.in); the
 # tensorrt.plugin module has no stubs and is imported dynamically (typed Any).
 set -euo pipefail
@@ -23,4 +23,4 @@ done
 sed -i -E 's/([(,] *)in: /\1in_: /g; s/power: Weights = None, channel_axis: int\)/power: Weights = None, channel_axis: int = 0)/' \
   "$STUBS/tensorrt_bindings/tensorrt.pyi"
 export MYPYPATH="$STUBS"
-exec "$PY" -m mypy --config-file tools/mypy-deploy.ini imkd_ros/export imkd_ros/runtime "$@"
+exec "$PY" -m mypy --config-file setup.cfg "$@"

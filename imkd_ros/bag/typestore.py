@@ -10,6 +10,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
 _PKG_ROOT = Path(__file__).resolve().parent.parent
 # In a source checkout the definitions live in msg/ and third_party/; an installed package carries
 # copies under share/imkd_ros/interfaces (setup.py data_files).
@@ -21,7 +23,7 @@ _CANDIDATES = {
 
 def _share_dir() -> Path | None:
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415 (optional: ament installs only)
 
         return Path(get_package_share_directory("imkd_ros")) / "interfaces"
     except Exception:  # not installed through ament: only the source layout applies
@@ -47,8 +49,6 @@ def interface_msg_files() -> dict[str, list[Path]]:
 @lru_cache(maxsize=1)
 def make_typestore():  # -> rosbags.typesys.store.Typestore
     """ROS2_KILTED types + vision_msgs + imkd_msgs, registered from their .msg definitions."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
     store = get_typestore(Stores.ROS2_KILTED)
     # vision_msgs first: nothing of ours depends on it, but the order keeps failures readable.
     for pkg in ("vision_msgs", "imkd_msgs"):

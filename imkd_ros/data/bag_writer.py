@@ -14,10 +14,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from PIL import Image
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.rosbag2 import StoragePlugin, Writer
 
-from imkd_ros.constants import CLASSES, LIDAR_NAME
+from imkd_ros.bag import make_typestore
+from imkd_ros.constants import ATTRIBUTES, CLASSES, LIDAR_NAME
 from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig
 from imkd_ros.data.pcd import POINTFIELD_DATATYPE, load_lidar_bin, read_pcd
 
@@ -184,8 +189,6 @@ class _Msgs:
 
 
 def _qos_profiles(latched: bool):
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-
     zero = QosTime(sec=0, nsec=0)
     return [
         Qos(
@@ -236,8 +239,6 @@ def _modality(reader: NuScenesReader, sd: dict) -> str:
 
 
 def _jpeg_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
     with Image.open(path) as img:
         return img.size
 
@@ -251,10 +252,6 @@ def write_scene_bag(
     reader: NuScenesReader | None = None,
 ) -> BagSummary:
     """Convert one scene; returns per-topic message counts."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from imkd_ros.bag import make_typestore
-
     opts = options or BagOptions()
     t0 = time.perf_counter()
     out = Path(out)
@@ -276,7 +273,7 @@ def write_scene_bag(
     counts: Counter[str] = Counter()
     skipped = 0
     # Events: (t_us, order, kind, payload); tf before data before ground truth at equal stamps.
-    events: list[tuple[int, int, str, object]] = []
+    events: list[tuple[int, int, str, Any]] = []  # (time us, order, kind, record or token)
     seen_poses: set[str] = set()
     channels: dict[str, str] = {}
     for channel, chain in chains.items():
@@ -384,8 +381,6 @@ def _channel_of(reader: NuScenesReader, sd: dict) -> str:
 
 def gt_messages(msgs: _Msgs, reader: NuScenesReader, sample_token: str, stamp_ns: int):
     """Detection3DArray + Object3DArray of a keyframe's ground truth, in base_link."""
-    from imkd_ros.constants import ATTRIBUTES
-
     boxes, instances = reader.gt_boxes(sample_token)
     header = msgs.header(BASE_FRAME, stamp_ns)
     dets, objs = [], []

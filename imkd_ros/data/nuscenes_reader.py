@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nuscenes.nuscenes import NuScenes
+from nuscenes.utils.data_classes import RadarPointCloud
+from nuscenes.utils.splits import create_splits_scenes
+from PIL import Image
 
 from imkd_ros.constants import ATTR_TO_ID, CAMERA_NAMES, CLASS_TO_ID, LIDAR_NAME, NO_ATTRIBUTE, RADAR_NAMES
 from imkd_ros.data.pcd import (
@@ -159,8 +163,6 @@ def get_nuscenes(dataroot: str | Path, version: str, verbose: bool = False):
     key = (os.path.abspath(str(dataroot)), version)
     nusc = _NUSC_CACHE.get(key)
     if nusc is None:
-        from nuscenes.nuscenes import NuScenes
-
         nusc = NuScenes(version=version, dataroot=key[0], verbose=verbose)
         _NUSC_CACHE[key] = nusc
     return nusc
@@ -181,7 +183,6 @@ def load_split_scenes(dataroot: str | Path, version: str, split: str) -> list[st
             table = table.get("splits", table)
             if split in table and isinstance(table[split], list):
                 return list(table[split])
-    from nuscenes.utils.splits import create_splits_scenes
 
     splits = create_splits_scenes(verbose=False)
     if split not in splits:
@@ -288,7 +289,6 @@ class NuScenesReader:
         states = (cfg.radar_invalid_states, cfg.radar_dynprop_states, cfg.radar_ambig_states)
         if not cfg.radar_devkit_parser:
             return load_radar_points(path, *states)
-        from nuscenes.utils.data_classes import RadarPointCloud
 
         everything = list(range(256))  # the devkit has no "keep all": None means its defaults
         return RadarPointCloud.from_file(str(path), *[everything if s is None else list(s) for s in states]).points
@@ -347,15 +347,14 @@ class NuScenesReader:
 
     def load_image(self, sd: dict) -> tuple[np.ndarray, float, float]:
         """RGB uint8 image and the (sx, sy) scale applied by a reduced decode."""
-        from PIL import Image
-
-        with Image.open(self._path(sd)) as img:
+        with Image.open(self._path(sd)) as opened:
+            img: Image.Image = opened
             w0, h0 = img.size
             s = self.config.image_downscale
             if s > 1 and img.format == "JPEG":
                 img.draft("RGB", (max(1, w0 // s), max(1, h0 // s)))
             elif s > 1:
-                img = img.resize((max(1, w0 // s), max(1, h0 // s)), Image.BILINEAR)
+                img = img.resize((max(1, w0 // s), max(1, h0 // s)), Image.Resampling.BILINEAR)
             arr = np.asarray(img.convert("RGB"))
         return arr, arr.shape[1] / w0, arr.shape[0] / h0
 
@@ -401,14 +400,13 @@ class NuScenesReader:
         self, sample: dict | str, global_to_key: np.ndarray | None = None
     ) -> tuple[Boxes, list[str], np.ndarray]:
         """``gt_boxes`` plus each box's num_lidar_pts + num_radar_pts (DetectionEval's filter input)."""
-        if isinstance(sample, str):
-            sample = self.nusc.get("sample", sample)
+        rec: dict = self.nusc.get("sample", sample) if isinstance(sample, str) else sample
         cfg = self.config
         if global_to_key is None:
-            global_to_key = invert_rigid(self.keyframe_ego_to_global(sample))
+            global_to_key = invert_rigid(self.keyframe_ego_to_global(rec))
         rot = global_to_key[:3, :3]
         rows = []
-        for ann_token in sample["anns"]:
+        for ann_token in rec["anns"]:
             ann = self.nusc.get("sample_annotation", ann_token)
             cls = category_to_class(ann["category_name"])
             if cls is None:

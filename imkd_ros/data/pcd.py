@@ -81,6 +81,8 @@ def read_pcd(path: str | Path) -> PcdData:
         header.get("HEIGHT", ["1"])[0]
     )
     mode = header["DATA"][0].lower()
+    names = dtype.names
+    assert names is not None  # a structured dtype built from the header
     if mode == "binary":
         nbytes = n * dtype.itemsize
         if len(body) < nbytes:
@@ -90,12 +92,12 @@ def read_pcd(path: str | Path) -> PcdData:
     elif mode == "ascii":
         rows = [ln.split() for ln in body.decode("ascii").splitlines() if ln.strip()][:n]
         points = np.zeros(len(rows), dtype=dtype)
-        for i, name in enumerate(dtype.names):
+        for i, name in enumerate(names):
             points[name] = [r[i] for r in rows]
         raw = points.tobytes()
     else:
         raise ValueError(f"{path}: PCD DATA {mode} is not supported")
-    return PcdData(fields=tuple(dtype.names), points=points, raw=raw)
+    return PcdData(fields=tuple(names), points=points, raw=raw)
 
 
 def _keep(values: np.ndarray, states: Iterable[int]) -> np.ndarray:

@@ -27,6 +27,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from nuscenes.eval.common.config import config_factory
+from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.detection.data_classes import DetectionBox
+from nuscenes.eval.detection.evaluate import DetectionEval
 
 from imkd_ros.constants import ATTRIBUTES, CLASSES
 from imkd_ros.types import Boxes
@@ -52,8 +56,6 @@ GT_SCORE = -1.0  # the devkit's GT boxes carry detection_score -1
 # ------------------------------------------------------------------------------------ conversion
 def detection_config(name: str = CONFIG_NAME):
     """A fresh devkit DetectionConfig (fresh because callers mutate ``class_names``)."""
-    from nuscenes.eval.common.config import config_factory
-
     return config_factory(name)
 
 
@@ -117,8 +119,6 @@ def boxes_to_detection_boxes(
     ``max_boxes_per_sample``); labels outside constants.CLASSES, non-finite values and non-positive
     sizes are dropped (the devkit would assert); a nan velocity is kept (the devkit skips it).
     """
-    from nuscenes.eval.detection.data_classes import DetectionBox
-
     if boxes is None or len(boxes) == 0:
         return []
     n = len(boxes)
@@ -160,8 +160,6 @@ def to_eval_boxes(
     max_boxes: int | None = None,
 ):
     """EvalBoxes with an entry (possibly empty) for every token, in ``tokens`` order."""
-    from nuscenes.eval.common.data_classes import EvalBoxes
-
     eb = EvalBoxes()
     for tok in tokens:
         eb.add_boxes(tok, boxes_to_detection_boxes(tok, boxes_by_token.get(tok), is_gt,
@@ -172,8 +170,6 @@ def to_eval_boxes(
 # --------------------------------------------------------------------------------------- filters
 def filter_boxes(eval_boxes, keep) -> Any:
     """New EvalBoxes with the boxes for which ``keep(box)`` holds (every token kept)."""
-    from nuscenes.eval.common.data_classes import EvalBoxes
-
     out = EvalBoxes()
     for tok in eval_boxes.sample_tokens:
         out.add_boxes(tok, [b for b in eval_boxes[tok] if keep(b)])
@@ -188,8 +184,6 @@ def devkit_filter(eval_boxes, class_range: Mapping[str, float]):
 
 
 def subset_tokens(eval_boxes, tokens: Iterable[str]):
-    from nuscenes.eval.common.data_classes import EvalBoxes
-
     out = EvalBoxes()
     for tok in tokens:
         out.add_boxes(tok, list(eval_boxes[tok]) if tok in eval_boxes.boxes else [])
@@ -220,8 +214,6 @@ def run_devkit(gt_boxes, pred_boxes, cfg, class_names: Sequence[str]):
     Runs the unmodified method on an instance that skips DetectionEval's file loading, so the
     per-class special cases (no velocity/attribute for barriers and cones) are the devkit's own.
     """
-    from nuscenes.eval.detection.evaluate import DetectionEval
-
     cfg.class_names = list(class_names)
     ev = DetectionEval.__new__(DetectionEval)
     ev.cfg, ev.gt_boxes, ev.pred_boxes, ev.verbose = cfg, gt_boxes, pred_boxes, False

@@ -26,8 +26,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from nuscenes.eval.common.loaders import (
+    add_center_dist,
+    filter_eval_boxes,
+    load_gt_of_sample_tokens,
+    load_prediction_of_sample_tokens,
+)
+from nuscenes.eval.detection.data_classes import DetectionBox
+from nuscenes.eval.detection.evaluate import DetectionEval
+from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_custom_split, is_predefined_split
+from pyquaternion import Quaternion
 
 from imkd_ros.constants import CLASSES, LIDAR_NAME
+from imkd_ros.data.nuscenes_reader import get_nuscenes, load_split_scenes, parse_condition
 from imkd_ros.evaluation.metrics import (
     CONFIG_NAME,
     DISTANCE_BANDS,
@@ -50,14 +61,10 @@ DEFAULT_MODALITY: dict[str, bool] = {
 
 # ------------------------------------------------------------------------------------- geometry
 def _quat_to_rotmat(q: Sequence[float]) -> np.ndarray:
-    from pyquaternion import Quaternion
-
     return Quaternion(*[float(v) for v in q]).rotation_matrix
 
 
 def _rotmat_to_quat(r: np.ndarray) -> tuple[float, float, float, float]:
-    from pyquaternion import Quaternion
-
     q = Quaternion(matrix=np.asarray(r, np.float64), atol=1e-6).normalised
     return tuple(float(v) for v in q.elements)  # type: ignore[return-value]
 
@@ -132,15 +139,6 @@ def write_submission(path: str | Path, predictions: Mapping[str, Boxes | None], 
 
 # ----------------------------------------------------------------------------------- evaluation
 def _detection_eval_class():
-    from nuscenes.eval.common.loaders import (
-        add_center_dist,
-        filter_eval_boxes,
-        load_gt_of_sample_tokens,
-        load_prediction_of_sample_tokens,
-    )
-    from nuscenes.eval.detection.data_classes import DetectionBox
-    from nuscenes.eval.detection.evaluate import DetectionEval
-
     class TokenDetectionEval(DetectionEval):
         """DetectionEval over an explicit list of sample tokens (any split definition)."""
 
@@ -169,8 +167,6 @@ def _detection_eval_class():
 
 def split_sample_tokens(nusc, dataroot: str | Path, version: str, split: str) -> list[str]:
     """Sample tokens of ``split``, scenes from the dataset's split file or the devkit's lists."""
-    from imkd_ros.data.nuscenes_reader import load_split_scenes
-
     names = set(load_split_scenes(dataroot, version, split))
     tokens = []
     for scene in nusc.scene:
@@ -185,8 +181,6 @@ def split_sample_tokens(nusc, dataroot: str | Path, version: str, split: str) ->
 
 def devkit_split_tokens(nusc, split: str) -> list[str] | None:
     """The samples DetectionEval itself would evaluate for ``split``, or None if it cannot resolve it."""
-    from nuscenes.utils.splits import create_splits_scenes, get_scenes_of_custom_split, is_predefined_split
-
     if is_predefined_split(split):
         suffix = {"train": "trainval", "val": "trainval", "train_detect": "trainval", "train_track": "trainval",
                   "mini_train": "mini", "mini_val": "mini", "test": "test"}[split]
@@ -254,6 +248,7 @@ def official_evaluate(
                     if not sample_tokens:
                         raise ValueError(f"the results file has no sample of split {split!r}")
         if mode == "tokens":
+            assert sample_tokens is not None  # given, or taken from the split above
             ev = token_eval(nusc, cfg, result_path, list(sample_tokens), str(output_dir))
         gt, pred = ev.gt_boxes, ev.pred_boxes
         report = evaluate_eval_boxes(gt, pred, classes, include_absent, cfg=cfg)
@@ -275,8 +270,6 @@ def official_evaluate(
 
 def conditions_of(nusc, tokens: Sequence[str]) -> dict[str, str]:
     """Sample -> condition parsed from its scene description (as the reader's meta)."""
-    from imkd_ros.data.nuscenes_reader import parse_condition
-
     out = {}
     for tok in tokens:
         scene = nusc.get("scene", nusc.get("sample", tok)["scene_token"])
@@ -287,8 +280,6 @@ def conditions_of(nusc, tokens: Sequence[str]) -> dict[str, str]:
 def evaluate_results_file(dataroot: str | Path, version: str, result_path: str | Path, split: str,
                           **kwargs: Any) -> dict:
     """Convenience: load the dataset through the reader's cached NuScenes and run official_evaluate."""
-    from imkd_ros.data.nuscenes_reader import get_nuscenes
-
     nusc = get_nuscenes(dataroot, version)
     return official_evaluate(nusc, result_path, split=split, **kwargs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -172,7 +172,7 @@ class DetectorPipeline:
 
         frame = Frame(
             timestamp_us=inp.stamp_ns // 1000,
-            images=images,
+            images=cast(list[np.ndarray], images),  # every None was replaced above
             intrinsics=intrinsics.astype(np.float32),
             cam_to_ego=cam_to_ego.astype(np.float32),
             camera_valid=valid,

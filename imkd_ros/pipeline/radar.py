@@ -7,6 +7,7 @@ brought through odom into the keyframe's base_link.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ def merge_sweeps(
     sweeps: list[RadarSweepPoints],
     key_stamp_ns: int,
     base_from_sensor: dict[str, np.ndarray],
-    key_from_base_at: callable,
+    key_from_base_at: Callable[[int], np.ndarray],
 ) -> tuple[np.ndarray, int]:
     """Stack sweeps into (P, len(RADAR_FEATURES)) in the keyframe ego frame.
 

@@ -130,7 +130,9 @@ class TransformBuffer:
         with self._lock:
             for edge in self._edges.values():
                 if not edge.static:
-                    edge.stamps.clear(), edge.quats.clear(), edge.trans.clear()
+                    edge.stamps.clear()
+                    edge.quats.clear()
+                    edge.trans.clear()
 
     def has_frame(self, frame: str) -> bool:
         with self._lock:

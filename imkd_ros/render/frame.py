@@ -198,7 +198,7 @@ def render_camera(
     h0, w0 = image.shape[:2]
     scale = tile_width / max(w0, 1)
     th = max(1, int(round(h0 * scale)))
-    tile = Image.fromarray(image).resize((tile_width, th), Image.BILINEAR)
+    tile = Image.fromarray(image).resize((tile_width, th), Image.Resampling.BILINEAR)
     k = np.asarray(k, np.float64).copy()
     k[:2] *= scale
     ego_to_cam = np.linalg.inv(np.asarray(cam_to_ego, np.float64))
@@ -348,8 +348,8 @@ def render_frame_image(frame: Frame, pred: Boxes | None = None, options: RenderO
     bev = render_bev(frame, pred, grid_h, opts)
     title_h = 18
     out = Image.new("RGB", (opts.tile_width * 3 + bev.width, grid_h + title_h), (0, 0, 0))
-    for r, row in enumerate(tiles):
-        for c, t in enumerate(row):
+    for r, tile_row in enumerate(tiles):
+        for c, t in enumerate(tile_row):
             out.paste(t, (c * opts.tile_width, title_h + r * tile_h))
     out.paste(bev, (opts.tile_width * 3, title_h))
     meta = frame.meta or {}

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# A short float vector as a list, tuple or array (quaternions, translations).
+Vector = Sequence[float] | np.ndarray
 
-def quat_normalize(q: Sequence[float] | np.ndarray) -> np.ndarray:
+
+def quat_normalize(q: Vector) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     n = np.linalg.norm(q, axis=-1, keepdims=True)
     return q / np.where(n == 0.0, 1.0, n)
 
 
-def quat_to_rotmat(q: Sequence[float] | np.ndarray) -> np.ndarray:
+def quat_to_rotmat(q: Vector) -> np.ndarray:
     """(w, x, y, z) -> 3x3 rotation matrix (batched over leading axes)."""
     w, x, y, z = np.moveaxis(quat_normalize(q), -1, 0)
     r = np.stack(
@@ -51,11 +54,11 @@ def rotmat_to_quat(r: np.ndarray) -> np.ndarray:
     else:
         s = np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
         q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = quat_normalize(q)
-    return -q if q[0] < 0 else q
+    qn = quat_normalize(q)
+    return -qn if qn[0] < 0 else qn
 
 
-def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+def quat_multiply(a: Vector, b: Vector) -> np.ndarray:
     """Hamilton product a * b (apply b first, then a), as pyquaternion's ``a * b``."""
     w1, x1, y1, z1 = np.asarray(a, dtype=np.float64)
     w2, x2, y2, z2 = np.asarray(b, dtype=np.float64)
@@ -69,7 +72,7 @@ def quat_multiply(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     )
 
 
-def quat_conjugate(q: Sequence[float]) -> np.ndarray:
+def quat_conjugate(q: Vector) -> np.ndarray:
     w, x, y, z = np.asarray(q, dtype=np.float64)
     return np.array([w, -x, -y, -z])
 
@@ -79,7 +82,7 @@ def yaw_to_quat(yaw: float) -> np.ndarray:
     return np.array([np.cos(yaw / 2.0), 0.0, 0.0, np.sin(yaw / 2.0)])
 
 
-def quat_to_yaw(q: Sequence[float]) -> float:
+def quat_to_yaw(q: Vector) -> float:
     """Heading of the rotated x axis in the xy plane (the devkit's ``quaternion_yaw``)."""
     r = quat_to_rotmat(q)
     return float(np.arctan2(r[1, 0], r[0, 0]))
@@ -119,7 +122,7 @@ class Transform:
         return Transform(np.eye(3), np.zeros(3))
 
     @staticmethod
-    def from_quat(quat: Sequence[float], translation: Sequence[float]) -> Transform:
+    def from_quat(quat: Vector, translation: Vector) -> Transform:
         return Transform(quat_to_rotmat(quat), np.asarray(translation, dtype=np.float64).reshape(3))
 
     @staticmethod
@@ -128,7 +131,7 @@ class Transform:
         return Transform.from_quat(record["rotation"], record["translation"])
 
     @staticmethod
-    def from_yaw(yaw: float, translation: Sequence[float]) -> Transform:
+    def from_yaw(yaw: float, translation: Vector) -> Transform:
         return Transform.from_quat(yaw_to_quat(yaw), translation)
 
     @staticmethod
@@ -215,13 +218,29 @@ def box_corners(center: np.ndarray, size: np.ndarray, yaw: np.ndarray) -> np.nda
 
 
 def points_in_boxes(points: np.ndarray, center: np.ndarray, size: np.ndarray, yaw: np.ndarray) -> np.ndarray:
-    """(N, M) bool: point n lies inside box m (boxes upright, yaw about z)."""
-    if len(points) == 0 or len(center) == 0:
-        return np.zeros((len(points), len(center)), dtype=bool)
-    d = points[:, None, :3] - center[None, :, :3]
+    """(N, M) bool: point n lies inside box m (boxes upright, yaw about z).
+
+    Each box tests only the points whose x lies within its footprint radius (points sorted by x
+    once): the same arithmetic per (point, box) pair as the dense test, without the (N, M, 3)
+    temporaries, so many boxes against a LiDAR sweep stay cheap."""
+    n, m = len(points), len(center)
+    out = np.zeros((n, m), dtype=bool)
+    if n == 0 or m == 0:
+        return out
+    order = np.argsort(points[:, 0], kind="stable")
+    xs = points[order, 0]
+    # conservative: a point inside the box is within hypot(w, l) / 2 of its centre in x
+    reach = 0.5 * np.hypot(size[:, 0], size[:, 1]) * (1 + 1e-9) + 1e-9 * (1 + np.abs(center[:, 0]))
+    first = np.searchsorted(xs, center[:, 0] - reach, side="left").tolist()
+    last = np.searchsorted(xs, center[:, 0] + reach, side="right").tolist()
     c, s = np.cos(yaw), np.sin(yaw)
-    lx = d[..., 0] * c + d[..., 1] * s
-    ly = -d[..., 0] * s + d[..., 1] * c
-    return (
-        (np.abs(lx) <= size[:, 1] / 2) & (np.abs(ly) <= size[:, 0] / 2) & (np.abs(d[..., 2]) <= size[:, 2] / 2)
-    )
+    half = size / 2
+    for j in range(m):
+        if last[j] <= first[j]:
+            continue
+        sel = order[first[j]:last[j]]
+        d = points[sel, :3] - center[j, :3]
+        lx = d[:, 0] * c[j] + d[:, 1] * s[j]
+        ly = -d[:, 0] * s[j] + d[:, 1] * c[j]
+        out[sel, j] = (np.abs(lx) <= half[j, 1]) & (np.abs(ly) <= half[j, 0]) & (np.abs(d[:, 2]) <= half[j, 2])
+    return out

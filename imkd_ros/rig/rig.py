@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -153,12 +154,13 @@ class Rig:
             extra = {k: float(v) for k, v in r.items() if k not in ("translation", "rotation", "yaw_deg", "rpy_deg")}
             radars.append(RadarSpec(name, np.asarray(r["translation"], float), _rotation(r), **extra))
         lname, lc = next(iter(cfg["lidar"].items()))
-        extra = {k: v for k, v in lc.items() if k not in ("translation", "rotation", "yaw_deg", "rpy_deg")}
-        if "beams" in extra:
-            extra["beams"] = int(extra["beams"])
-        if "azimuth_steps" in extra:
-            extra["azimuth_steps"] = int(extra["azimuth_steps"])
-        lidar = LidarSpec(lname, np.asarray(lc["translation"], float), _rotation(lc), **extra)
+        lextra: dict[str, Any] = {k: v for k, v in lc.items()
+                                  if k not in ("translation", "rotation", "yaw_deg", "rpy_deg")}
+        if "beams" in lextra:
+            lextra["beams"] = int(lextra["beams"])
+        if "azimuth_steps" in lextra:
+            lextra["azimuth_steps"] = int(lextra["azimuth_steps"])
+        lidar = LidarSpec(lname, np.asarray(lc["translation"], float), _rotation(lc), **lextra)
         order = {n: i for i, n in enumerate(CAMERA_NAMES)}
         cameras.sort(key=lambda c: order.get(c.name, len(order)))
         rorder = {n: i for i, n in enumerate(RADAR_NAMES)}
@@ -212,7 +214,8 @@ class Rig:
                 "rotation": [float(v) for v in quat_normalize(c.rotation)],
                 "camera_intrinsic": [[float(v) for v in row] for row in c.intrinsics],
             }
-        for s in [*self.radars, self.lidar]:
+        sensors: list[RadarSpec | LidarSpec] = [*self.radars, self.lidar]
+        for s in sensors:
             out[s.name] = {
                 "translation": [float(v) for v in s.translation],
                 "rotation": [float(v) for v in quat_normalize(s.rotation)],

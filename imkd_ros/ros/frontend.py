@@ -327,5 +327,6 @@ class DetectionFrontend:
         from imkd_ros.rig.rig import Rig
 
         rig = Rig.from_yaml(path)
-        for spec in [*rig.cameras, *rig.radars]:
+        specs: list[Any] = [*rig.cameras, *rig.radars]  # CameraSpec | RadarSpec: name, to_ego
+        for spec in specs:
             self.pipeline.tf.set_transform(self.p.base_frame, spec.name.lower(), spec.to_ego.matrix(), static=True)

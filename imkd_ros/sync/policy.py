@@ -235,6 +235,8 @@ class _Final:
 class SyncPolicy:
     """Stateful sync policy; thread-safe (one lock), so ROS callbacks may call it from any thread."""
 
+    _last_now: int | None  # the `now` of the last poll (set in _clear)
+
     def __init__(self, config: SyncConfig | None = None) -> None:
         self.config = config or SyncConfig()
         self._lock = threading.Lock()
@@ -368,7 +370,7 @@ class SyncPolicy:
         self._radar: dict[str, deque[RadarSweep]] = {}
         self._cam_last: list[int | None] = [None] * n
         self._final_watermark: int | None = None
-        self._last_now: int | None = None
+        self._last_now = None
         self._final_count = 0
         self._last_kept_stamp: int | None = None
         self._emit_floor: int | None = None  # last emitted stamp since the last reset (radar pruning)

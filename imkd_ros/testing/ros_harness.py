@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,9 +173,10 @@ class TopicCollector:
     """
 
     def __init__(self, name: str = "imkd_test_collector") -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
+        # optional: the domain lease and NodeProcess work without rclpy (imkd demo, pure-core tests)
+        import rclpy  # noqa: PLC0415
+        from rclpy.context import Context  # noqa: PLC0415
+        from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
 
         assert_loopback_env()
         self._rclpy = rclpy
@@ -196,8 +198,6 @@ class TopicCollector:
 
     def subscribe(self, topic: str, msg_type: Any, qos: Any = 10, keep: int = 1000) -> None:
         """Record up to `keep` messages of `topic` (older ones are dropped, never unbounded)."""
-        from collections import deque
-
         with self._lock:
             self.messages[topic] = deque(maxlen=keep)  # type: ignore[assignment]
 
@@ -214,15 +214,15 @@ class TopicCollector:
         with self._lock:
             return list(self.messages.get(topic, ()))
 
-    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 60.0) -> None:
         wait_for(lambda: self.node.count_publishers(topic) >= count, timeout, f"{count} publisher(s) on {topic}")
 
-    def wait_for_subscribers(self, topic: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_for_subscribers(self, topic: str, count: int = 1, timeout: float = 60.0) -> None:
         wait_for(
             lambda: self.node.count_subscribers(topic) >= count, timeout, f"{count} subscriber(s) on {topic}"
         )
 
-    def wait_for_messages(self, topic: str, count: int = 1, timeout: float = 15.0) -> list[Any]:
+    def wait_for_messages(self, topic: str, count: int = 1, timeout: float = 60.0) -> list[Any]:
         wait_for(lambda: len(self.received(topic)) >= count, timeout, f"{count} message(s) on {topic}")
         return self.received(topic)
 

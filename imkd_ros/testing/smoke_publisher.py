@@ -9,6 +9,12 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import rclpy
+from geometry_msgs.msg import Point
+from imkd_msgs.msg import Object3D, Object3DArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
 
 def smoke_image(width: int = 1600, height: int = 900) -> np.ndarray:
@@ -24,13 +30,6 @@ SMOKE_BOXES = (  # class, score, x, y, z, w, l, h, yaw, vx, vy, attribute
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from geometry_msgs.msg import Point
-    from imkd_msgs.msg import Object3D, Object3DArray
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
-
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("imkd_smoke_publisher")
     pub_img = node.create_publisher(Image, "smoke/image", qos_profile_sensor_data)

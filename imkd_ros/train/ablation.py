@@ -118,7 +118,7 @@ def _fmt(vals: list[float], digits: int = 3) -> str:
     return f"{m:.{digits}f} ± {sd:.{digits}f}"
 
 
-def table(args, results: dict[str, list[dict]]) -> str:
+def table(args, results: dict[str, list[dict | None]]) -> str:
     lines = ["| row | seeds | " + " | ".join(METRICS) + " | train time / run |",
              "|---|---|" + "---|" * len(METRICS) + "---|"]
     for variant, label in ROWS:
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for root in (train_root, val_root):  # fill the frame cache once, before the parallel runs
         load_frames(DataSpec(str(root), version=args.version, image_downscale=1), out / "cache")
-    results: dict[str, list[dict]] = {}
+    results: dict[str, list[dict | None]] = {}  # None: that run failed
     teacher_ckpt = None
     s0 = args.seeds[0]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def augment_frame(frame: Frame, rot: float, scale: float = 1.0, flip_x: bool = F
     return replace(
         frame,
         cam_to_ego=c2e.astype(np.float32),
-        radar=_points(frame.radar, m, (_RVX, _RVY)),
+        radar=cast(np.ndarray, _points(frame.radar, m, (_RVX, _RVY))),
         lidar=_points(frame.lidar, m, None),
         gt=None if frame.gt is None else augment_boxes(frame.gt, rot, scale, flip_x, flip_y),
         meta=meta,
@@ -90,7 +91,7 @@ def augment_frame(frame: Frame, rot: float, scale: float = 1.0, flip_x: bool = F
 def random_augment(frame: Frame, rng: np.random.Generator, cfg: BevAugConfig | None = None) -> Frame:
     cfg = cfg or BevAugConfig()
     rot = math.radians(float(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg)))
-    scale = float(rng.uniform(*cfg.scale))
+    scale = float(rng.uniform(cfg.scale[0], cfg.scale[1]))
     fx = bool(cfg.flip_x and rng.random() < 0.5)
     fy = bool(cfg.flip_y and rng.random() < 0.5)
     return augment_frame(frame, rot, scale, fx, fy)

@@ -83,9 +83,9 @@ def devkit_metrics(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes]
 def score(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes], meta: dict | None = None) -> dict:
     """mAP, NDS, mATE..mAAE (+ per-class AP) of ego-frame predictions against ground truth."""
     try:
-        from imkd_ros.evaluation import evaluate  # type: ignore[attr-defined]
+        from imkd_ros.evaluation import evaluate
     except ImportError:
-        evaluate = None
+        evaluate = None  # type: ignore[assignment]
     if evaluate is not None:
         try:
             res = evaluate(predictions, ground_truth, meta or {})

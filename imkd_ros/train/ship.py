@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from imkd_ros.model.imkd import write_sidecar
+from imkd_ros.types import Frame
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,8 @@ def render(student_path: Path, val_root: str, version: str, out_dir: Path, count
     from imkd_ros.train.metrics import predict
 
     frames = read_frames(DataSpec(val_root, version=version, image_downscale=1), progress=False)
-    picked, seen = [], set()
+    picked: list[Frame] = []
+    seen: set[str | None] = set()
     for f in frames[stride // 2::stride] + frames:  # one frame per condition first, then any
         key = f.meta.get("condition") if len(seen) < count else None
         if key is not None and key in seen or any(f is q for q in picked):
@@ -63,7 +65,7 @@ def render(student_path: Path, val_root: str, version: str, out_dir: Path, count
         cond = f.meta.get("condition", "")
         title = f"IMKD cpu student, held-out {f.meta.get('scene', '')} ({cond}): solid = truth, dashed = predicted"
         path = out_dir / f"heldout_{i}_{cond}.png"
-        render_frame(f, preds[token], path, RenderOptions(tile_width=320, title=title))
+        render_frame(f, preds[str(token)], path, RenderOptions(tile_width=320, title=title))
         paths.append(path)
     return paths
 

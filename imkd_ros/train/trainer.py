@@ -29,7 +29,7 @@ from imkd_ros.model.config import IMKDConfig, load_config
 from imkd_ros.model.distill import Distiller
 from imkd_ros.model.imkd import Student, load_teacher, save_checkpoint
 from imkd_ros.model.preprocess import Preprocessor, batch_to
-from imkd_ros.model.teacher import LidarTeacher
+from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.train.augment import BevAugConfig, random_augment
 from imkd_ros.train.data import DataSpec, drop_radar, load_frames
 from imkd_ros.types import Frame
@@ -131,7 +131,7 @@ class TeacherTask(nn.Module):
 class StudentTask(nn.Module):
     """Student + (frozen teacher + Distiller when any distillation is on); state keys match IMKD."""
 
-    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | None):
+    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | LabelTeacher | None):
         super().__init__()
         self.student = Student(cfg)
         self.teacher = teacher.freeze() if teacher is not None else None
@@ -283,7 +283,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         val_frames = load_frames(tc.val_data, tc.cache_dir, progress=tc.progress and is_main)
 
     if is_teacher:
-        task: nn.Module = TeacherTask(cfg)
+        task: TeacherTask | StudentTask = TeacherTask(cfg)
     else:
         teacher = None
         if uses_distillation(cfg):
@@ -302,8 +302,8 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
 
     dataset = FrameSet(frames, tc.bev_aug, drop, np_rng)
     # seed + epoch decide the order (also on one process), so a resumed run sees the same batches
-    sampler = torch.utils.data.DistributedSampler(dataset, world, rank, shuffle=True, seed=tc.seed,
-                                                  drop_last=True)
+    sampler: torch.utils.data.DistributedSampler = torch.utils.data.DistributedSampler(
+        dataset, world, rank, shuffle=True, seed=tc.seed, drop_last=True)
     loader = torch.utils.data.DataLoader(dataset, batch_size=tc.batch_size, sampler=sampler,
                                          drop_last=True, num_workers=0, collate_fn=list)
     steps_per_epoch = len(loader)
@@ -311,9 +311,9 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         raise ValueError(f"{len(frames)} frames are fewer than one batch of {tc.batch_size} x {world}")
     total_steps = steps_per_epoch * tc.epochs
     if tc.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=total_steps,
-                                                    pct_start=tc.warmup, div_factor=10.0,
-                                                    final_div_factor=100.0)
+        sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=tc.lr, total_steps=total_steps, pct_start=tc.warmup, div_factor=10.0,
+            final_div_factor=100.0)
     elif tc.schedule == "cosine":
         warm = max(1, int(tc.warmup * total_steps))
 
@@ -467,7 +467,7 @@ def _save_resume(path: Path, task: nn.Module, opt, sched, scaler, epoch: int, st
     tmp.replace(path)
 
 
-def evaluate_task(task: nn.Module, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool, drop: bool,
+def evaluate_task(task: TeacherTask | StudentTask, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool, drop: bool,
                   device: torch.device, batch_size: int) -> dict:
     from imkd_ros.train.metrics import ground_truth, predict, score
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.rig.rig import CameraSpec
-from imkd_ros.world.sim import FACE_NORMALS, FACES, SceneSim, Snapshot
+from imkd_ros.world.sim import FACE_NORMALS, FACES, PIXEL, SceneSim, Snapshot
 
 NEAR = 0.15
 SKY_TOP = {"day": (95, 140, 205), "night": (6, 8, 16), "rain": (120, 125, 132), "fog": (185, 188, 192)}
@@ -26,7 +26,7 @@ SKY_HORIZON = {"day": (190, 210, 230), "night": (20, 22, 30), "rain": (165, 168,
 
 @dataclass
 class RenderResult:
-    image: np.ndarray  # (H, W, 3) uint8 RGB at sensor resolution
+    image: np.ndarray  # (H, W, 3) uint8 RGB (BGR if rendered with bgr=True) at sensor resolution
     owner: np.ndarray | None  # (h, w) int32 at render resolution: agent index, -1 background, <= -2 prop
     depth: np.ndarray | None  # (h, w) float32 optical-axis depth at render resolution (inf = sky)
     scale: float  # render resolution / sensor resolution
@@ -120,8 +120,10 @@ class CameraSim:
 
     # ------------------------------------------------------------------------------------------
     def render(self, cam: CameraSpec, snap: Snapshot, scale: float, rng: np.random.Generator,
-               keep_buffers: bool = False, exact: bool = True) -> RenderResult:
-        """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames)."""
+               keep_buffers: bool = False, exact: bool = True, bgr: bool = False) -> RenderResult:
+        """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames).
+        ``bgr``: channels in OpenCV order (for cv2.imencode), swapped before the upsampling, where it
+        costs a fraction (the resize treats channels alike, so the bytes are the same)."""
         tb = self.tables(cam, scale)
         h, w = tb.h, tb.w
         cam_to_world = snap.ego @ cam.to_ego
@@ -173,17 +175,22 @@ class CameraSim:
             depth = depth.reshape(h, w)
 
         # --- objects ------------------------------------------------------------------------
-        face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact)
+        face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact, need_depth)
         owner = np.full((h, w), -1, np.int32) if keep_buffers else None
-        hit = face_buf >= 0
-        if faces is not None and hit.any():
-            fidx = face_buf[hit]
+        flat_buf = face_buf.reshape(-1)
+        hit = np.flatnonzero(flat_buf >= 0)  # flat pixel indices: much cheaper than boolean masks
+        if faces is not None and len(hit):
+            fidx = flat_buf[hit]
             col = faces["color"]
-            img[hit] = np.clip(col, 0, 255).astype(np.uint8)[fidx] if fast else col[fidx]
+            if fast:  # copy 3-byte pixels as single items (void view), not as rows of 3
+                col8 = np.ascontiguousarray(np.clip(col, 0, 255).astype(np.uint8))
+                img.reshape(-1).view(PIXEL)[hit] = col8.reshape(-1).view(PIXEL)[fidx]
+            else:
+                img.reshape(-1, 3)[hit] = col[fidx]
             if depth is not None:
-                depth[hit] = 1.0 / invz[hit]
+                depth.reshape(-1)[hit] = 1.0 / invz.reshape(-1)[hit]
             if owner is not None:
-                owner[hit] = faces["owner_code"][fidx]
+                owner.reshape(-1)[hit] = faces["owner_code"][fidx]
 
         # --- conditions + sensor noise (shifted precomputed noise: cheap and deterministic) -------
         oy, ox = (int(v) for v in rng.integers(0, 32, 2))
@@ -199,6 +206,8 @@ class CameraSim:
             img += tb.noise[oy:oy + h, ox:ox + w] * np.float32(sigma)
             np.clip(img, 0, 255, out=img)
             img8 = img.astype(np.uint8)
+        if bgr:
+            img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2BGR)
         if (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
         return RenderResult(img8, owner, depth if keep_buffers else None, scale)
@@ -288,11 +297,15 @@ class CameraSim:
         return tb.night_gain
 
     def _rasterize(self, tb: _CamTables, snap: Snapshot, world_to_cam: Transform, cam_to_world: Transform,
-                   exact: bool = True):
+                   exact: bool = True, need_depth: bool = True):
+        """Face index per pixel, 1/z per pixel (only filled where a face is and, for the painter's
+        algorithm, only when ``need_depth``) and the faces' colours / owners."""
         h, w = tb.h, tb.w
         face_buf = np.full((h, w), -1, np.int32)
         invz = np.zeros((h, w), np.float64)
         corners = snap.part_corners
+        assert corners is not None and snap.part_half is not None and snap.part_center is not None \
+            and snap.part_axes is not None, "the renderer needs a snapshot with parts"
         if len(corners) == 0:
             return face_buf, invz, None
         cam_pos = cam_to_world.translation
@@ -310,7 +323,7 @@ class CameraSim:
             return face_buf, invz, None
         cc_sel = world_to_cam.apply(corners[sel].reshape(-1, 3)).reshape(-1, 8, 3)
         zmax = cc_sel[..., 2].max(1)
-        keep = np.zeros(len(corners), bool)
+        keep = np.zeros(len(corners), np.bool_)
         keep[sel] = zmax > NEAR
         cc = np.zeros((len(corners), 8, 3))
         cc[sel] = cc_sel
@@ -363,6 +376,8 @@ class CameraSim:
             order = np.argsort(-np.linalg.norm(verts_cam.mean(1), axis=1))
             span = (safe[..., 0].max(1) - safe[..., 0].min(1)) * (safe[..., 1].max(1) - safe[..., 1].min(1))
             order = order[(span[order] >= 0.5) | clipped[order]]
+        # Unclipped faces whose box misses the image draw nothing: drop them before the Python loop.
+        order = order[clipped[order] | ((bx1[order] > bx0[order]) & (by1[order] > by0[order]))]
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
         a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
         us, vs = tb.us, tb.vs
@@ -393,7 +408,7 @@ class CameraSim:
             if win.any():
                 zb[win] = iz[win]
                 face_buf[y0:y1, x0:x1][win] = f
-        if not exact:
+        if not exact and need_depth:
             vv, uu = np.nonzero(face_buf >= 0)
             fb = face_buf[vv, uu]
             invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
@@ -427,15 +442,17 @@ class CameraSim:
         col[emis == 2] = np.maximum(col[emis == 2], (170, 25, 25))
         return np.clip(col * self.sim.camera_gain, 0, 255)
 
-    def _weather(self, img: np.ndarray, depth: np.ndarray, tb: _CamTables, rng: np.random.Generator,
+    def _weather(self, img: np.ndarray, depth: np.ndarray | None, tb: _CamTables, rng: np.random.Generator,
                  faces, face_buf) -> np.ndarray:
         cond = self.condition
         if cond == "fog":
+            assert depth is not None, "fog needs the depth buffer"
             vis = self._fog_vis
             a = np.exp(-np.minimum(depth, 1e4) / vis)[..., None]
             fogc = np.asarray(SKY_HORIZON["fog"], np.float32)
             img = img * a + fogc * (1 - a)
         elif cond == "rain":
+            assert depth is not None, "rain needs the depth buffer"
             a = np.exp(-np.minimum(depth, 1e4) / 180.0)[..., None]
             img = img * (0.85 * a + 0.15) + np.float32(150.0) * (1 - (0.85 * a + 0.15))
             if self.rain_tile is not None:

@@ -158,12 +158,14 @@ class Scene:
     description: str = ""
     times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     # Filled by finalize(): states on the grid, (T, N, ...) for agents, (T, ...) for ego.
-    grid_xy: np.ndarray | None = None
-    grid_yaw: np.ndarray | None = None
-    grid_vel: np.ndarray | None = None
-    ego_xy: np.ndarray | None = None
-    ego_yaw: np.ndarray | None = None
-    ego_vel: np.ndarray | None = None
+    grid_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    grid_yaw: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    grid_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 2)))
+    ego_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    ego_yaw: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ego_vel: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
 
     # ---------------------------------------------------------------------------------------
     def finalize(self) -> None:
@@ -398,233 +400,348 @@ def _vehicle_class(rng: np.random.Generator, bus_ok: bool = True) -> str:
     return classes[rng.choice(len(classes), p=p / p.sum())]
 
 
-def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | None = None,
-                   condition: str | None = None, road_type: str | None = None) -> Scene:
-    """Deterministic scene ``index`` of a dataset with ``seed``."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
-    condition = condition or str(rng.choice(CONDITIONS, p=CONDITION_PROBS))
-    road_type = road_type or str(rng.choice(ROAD_TYPES, p=[0.35, 0.35, 0.30]))
-    times = np.arange(0.0, duration + 0.5 + 1e-9, DT_GRID)
-    b = _Builder(rng, times)
+# --- scene generation parameters (metres, seconds, m/s) -------------------------------------------
+# The order of the random draws below defines the data set: changing a value changes scenes, and
+# reordering draws changes every scene after it (tests/world pins a few scenes).
+ROAD_TYPE_PROBS = (0.35, 0.35, 0.30)
+LANES_PER_DIR, LANES_PROBS = (1, 2), (0.55, 0.45)
+PARKING_PROB = (0.6, 0.5)  # (right, left) side has a parking lane
+ROAD_MIN_LENGTH, ROAD_LENGTH_PER_S, ROAD_LENGTH_MARGIN = 400.0, 16, 260  # main road length
+CROSS_OFFSET = (-10, 40)  # crossing position relative to the middle of the main road
+CROSS_HALF_LENGTH = 150.0
+CROSS_LANES = (1, 2)
+INTERSECTION_MARGIN = 8.0  # beyond the crossing road's half width: "in the intersection"
+STOP_LINE_GAP = 4.0  # stop line before the crossing road's edge
+# ego
+EGO_SIZE = (1.73, 4.08, 1.56)
+EGO_STATIONARY_PROB = 0.08
+EGO_VMAX = (5.0, 14.0)
+EGO_V0_FRACTION = (0.6, 1.0)  # initial speed as a fraction of its top speed
+EGO_WAIT_PROB = 0.5  # at an intersection: the ego stops at the crossing
+EGO_LANE_CHANGE_PROB = 0.12
+EGO_APPROACH_SPEED = (5.0, 9.0)  # when stopping at the crossing
+EGO_BRAKE = 2.0  # m/s^2
+EGO_QUEUE_AHEAD = (0, 3)  # cars waiting ahead of the ego (integers: high exclusive)
+EGO_QUEUE_GAP = 2.0
+EGO_APPROACH_TIME = (1.0, 5.0)  # driving time before braking
+EGO_SPEED_EVENT_PROB = 0.4  # a speed change (accelerate / brake) during the scene
+EGO_SPEED_EVENT_ACCEL = (0.3, 1.2)
+EGO_SPEED_EVENT_LENGTH = (2, 5)
+EGO_LANE_CHANGE_SECONDS = 4.0  # lane change length = this many seconds at the mean speed
+AREA_BEHIND, AREA_AHEAD, ROAD_END_MARGIN = 70.0, 90.0, 5.0  # populated part of the main road
+# traffic
+DENSITY = (0.3, 1.0)
+LANE_SPEED_MEAN, LANE_SPEED_STD, LANE_SPEED_RANGE = 10.0, 2.5, (4.0, 15.0)
+EGO_LANE_FASTER = 0.5  # traffic in the ego lane keeps ahead of the ego
+MEAN_GAP = 25.0  # mean free gap between vehicles at density 1 (exponential)
+MIN_GAP_MOVING, MIN_GAP_WAITING = 4.0, 6.0
+QUEUE_GAP = (1.5, 3.0)
+EGO_CLEARANCE = 12.0  # no vehicle starts within this (plus its length) of the ego
+LANE_CHANGE_PROB = 0.12
+LANE_CHANGE_SECONDS = (3.0, 5.0)
+TRAILER_PROB, TRAILER_GAP = 0.25, 0.6
+CROSS_SPEED_MEAN, CROSS_SPEED_STD, CROSS_SPEED_RANGE = 9.0, 2.0, (4.0, 13.0)
+CROSS_QUEUE_MAX, CROSS_QUEUE_GAP = 5, (1.5, 3.5)
+TURN_PROB, TURN_SPEED = 0.7, (4.0, 7.0)
+# parked vehicles
+PARKED_SKIP_PROB, PARKED_SKIP = 0.3, (5, 20)
+PARKED_GAP = (0.8, 3.0)
+PARKED_REVERSED_PROB = 0.15
+# pedestrians
+PEDESTRIANS_PER_DENSITY, PEDESTRIANS_BASE = 22, 4
+PED_WALKING, PED_STANDING = 0.72, 0.95  # cumulative: walking, standing, else sitting
+CHILD_PROB, CHILD_SCALE = 0.1, 0.8
+WALK_SPEED_MEAN, WALK_SPEED_STD, WALK_SPEED_RANGE = 1.35, 0.25, (0.6, 2.2)
+CROSSING_PEDESTRIANS = 3  # Poisson mean at an intersection
+CROSSWALK_OFFSET = 3.0
+# cyclists
+CYCLISTS_PER_DENSITY = 3.0
+BICYCLE_PROB, PARKED_CYCLE_PROB = 0.6, 0.55
+BICYCLE_SPEED, MOTORCYCLE_SPEED = (3.0, 6.0), (6.0, 11.0)
+RIDER_MIN_HEIGHT = 1.6
+# road works, kerb objects, bus stop
+ROADWORKS_PROB = 0.45
+ROADWORKS_LENGTH = (15, 45)
+CONES = (3, 9)
+CONE_SPACING = 2.5
+CONSTRUCTION_VEHICLE_PROB = 0.6
+WORKERS = (0, 4)
+KERB_OBJECTS = 1.5  # Poisson mean of loose cones / barriers along the kerb
+BUS_STOP_PROB = 0.25
+BUS_STOP_WAITING = (1, 5)
 
-    lanes = int(rng.choice([1, 2], p=[0.55, 0.45]))
-    parking = (bool(rng.random() < 0.6), bool(rng.random() < 0.5))
-    length = max(400.0, duration * 16 + 260)
+
+@dataclass
+class _Layout:
+    """The roads of a scene and where their crossing is (s along the main road)."""
+
+    main: Road
+    cross: Road | None
+    cross_s: float
+
+    @property
+    def roads(self) -> list[Road]:
+        return [self.main] + ([self.cross] if self.cross is not None else [])
+
+    @property
+    def cross_hw(self) -> float:
+        return self.cross.half_width if self.cross is not None else 0.0
+
+    @property
+    def stop_line(self) -> float:  # main-road stop line, direction +1
+        return self.cross_s - self.cross_hw - STOP_LINE_GAP
+
+    @property
+    def stop_line_back(self) -> float:  # direction -1
+        return self.cross_s + self.cross_hw + STOP_LINE_GAP
+
+    def in_intersection(self, s: float, margin: float = 0.0) -> bool:
+        return self.cross is not None and abs(s - self.cross_s) < self.cross_hw + INTERSECTION_MARGIN + margin
+
+
+@dataclass
+class _EgoPlan:
+    """The ego's lane, motion and the stretch of main road (lo, hi) that gets populated."""
+
+    agent: Agent
+    lane: int
+    vmax: float
+    s0: float
+    speed: np.ndarray
+    stationary: bool
+    stops_at_crossing: bool
+    lane_change: bool
+    queue_sizes: list[np.ndarray]
+    s_range: tuple[float, float]
+    lo: float
+    hi: float
+
+
+def _layout_step(rng: np.random.Generator, duration: float, road_type: str, lanes: int) -> _Layout:
+    parking = (bool(rng.random() < PARKING_PROB[0]), bool(rng.random() < PARKING_PROB[1]))
+    length = max(ROAD_MIN_LENGTH, duration * ROAD_LENGTH_PER_S + ROAD_LENGTH_MARGIN)
     if road_type == "curved":
         center = _curved_centerline(rng, length)
     else:
         xs = np.arange(-length / 2, length / 2 + 1e-6, 1.0)
         center = np.stack([xs, np.zeros_like(xs)], axis=1)
     main = Road(center, lanes, parking=parking)
-    roads = [main]
-    s_mid = main.length / 2
-
-    # --- crossing road ---------------------------------------------------------------------------
     cross = None
-    cross_s = s_mid + float(rng.uniform(-10, 40))
+    cross_s = main.length / 2 + float(rng.uniform(*CROSS_OFFSET))
     if road_type == "intersection":
         (cxy, ch) = main.pose(np.array([cross_s]))
         h = ch[0] + np.pi / 2
-        ts = np.arange(-150.0, 150.0 + 1e-6, 1.0)
+        ts = np.arange(-CROSS_HALF_LENGTH, CROSS_HALF_LENGTH + 1e-6, 1.0)
         cpts = cxy[0][None, :] + ts[:, None] * np.array([np.cos(h), np.sin(h)])[None, :]
-        cross = Road(cpts, int(rng.choice([1, 2])), parking=(False, False))
-        roads.append(cross)
-    cross_hw = cross.half_width if cross is not None else 0.0
-    stop_line = cross_s - cross_hw - 4.0  # main-road stop line, direction +1
-    stop_line_back = cross_s + cross_hw + 4.0  # direction -1
+        cross = Road(cpts, int(rng.choice(CROSS_LANES)), parking=(False, False))
+    return _Layout(main, cross, cross_s)
 
-    def in_intersection(s: float, margin: float = 0.0) -> bool:
-        return cross is not None and abs(s - cross_s) < cross_hw + 8.0 + margin
 
-    # --- ego ----------------------------------------------------------------------------------
+def _ego_step(rng: np.random.Generator, lay: _Layout, times: np.ndarray, duration: float, road_type: str,
+              lanes: int) -> _EgoPlan:
+    main = lay.main
+    s_mid = main.length / 2
     ego_lane = int(rng.integers(0, lanes))
     ego_lat = main.lane_center(ego_lane, +1)
-    stationary_ego = rng.random() < 0.08
-    vmax_ego = float(rng.uniform(5.0, 14.0))
-    v0 = 0.0 if stationary_ego else float(rng.uniform(0.6, 1.0)) * vmax_ego
-    ego_s0 = s_mid - (0.0 if stationary_ego else v0 * duration * 0.5)
-    stop_at_intersection = road_type == "intersection" and not stationary_ego and rng.random() < 0.5
-    ego_path = main.lane_path(ego_lat, reverse=False)
-    ego_lane_change = lanes > 1 and not stationary_ego and not stop_at_intersection and rng.random() < 0.12
+    stationary = rng.random() < EGO_STATIONARY_PROB
+    vmax = float(rng.uniform(*EGO_VMAX))
+    v0 = 0.0 if stationary else float(rng.uniform(*EGO_V0_FRACTION)) * vmax
+    s0 = s_mid - (0.0 if stationary else v0 * duration * 0.5)
+    stops = road_type == "intersection" and not stationary and rng.random() < EGO_WAIT_PROB
+    path = main.lane_path(ego_lat, reverse=False)
+    lane_change = lanes > 1 and not stationary and not stops and rng.random() < EGO_LANE_CHANGE_PROB
     queue_sizes: list[np.ndarray] = []
-    if stationary_ego:
-        ego_speed = np.zeros_like(times)
-    elif stop_at_intersection:
+    if stationary:
+        speed = np.zeros_like(times)
+    elif stops:
         # Approach and stop behind a queue before the crossing.
-        v0 = float(rng.uniform(5.0, 9.0))
-        queue_sizes = [sample_size(rng, "car") for _ in range(int(rng.integers(0, 3)))]
-        stop_s = stop_line - sum(q[1] + 2.0 for q in queue_sizes) - 2.0 - 4.08 / 2
-        brake_dist = v0 * v0 / (2 * 2.0)
-        ego_s0 = stop_s - brake_dist - v0 * float(rng.uniform(1.0, 5.0))
-        t_brake = (stop_s - brake_dist - ego_s0) / v0
-        ego_speed = _speed_profile(times, v0, v0, [(t_brake, -2.0)])
+        v0 = float(rng.uniform(*EGO_APPROACH_SPEED))
+        queue_sizes = [sample_size(rng, "car") for _ in range(int(rng.integers(*EGO_QUEUE_AHEAD)))]
+        stop_s = lay.stop_line - sum(q[1] + EGO_QUEUE_GAP for q in queue_sizes) - 2.0 - EGO_SIZE[1] / 2
+        brake_dist = v0 * v0 / (2 * EGO_BRAKE)
+        s0 = stop_s - brake_dist - v0 * float(rng.uniform(*EGO_APPROACH_TIME))
+        t_brake = (stop_s - brake_dist - s0) / v0
+        speed = _speed_profile(times, v0, v0, [(t_brake, -EGO_BRAKE)])
     else:
         events = []
-        if rng.random() < 0.4:
+        if rng.random() < EGO_SPEED_EVENT_PROB:
             t_ev = float(rng.uniform(2, max(duration - 4, 2.5)))
-            events.append((t_ev, float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.2))))
-            events.append((t_ev + float(rng.uniform(2, 5)), 0.0))
-        ego_speed = _speed_profile(times, v0, vmax_ego, events)
-    ego_size = np.array([1.73, 4.08, 1.56])
-    if ego_lane_change:
+            events.append((t_ev, float(rng.choice([-1.0, 1.0]) * rng.uniform(*EGO_SPEED_EVENT_ACCEL))))
+            events.append((t_ev + float(rng.uniform(*EGO_SPEED_EVENT_LENGTH)), 0.0))
+        speed = _speed_profile(times, v0, vmax, events)
+    if lane_change:
         t_c = float(rng.uniform(2.0, max(duration - 3.0, 2.5)))
-        ego_s_c = ego_s0 + float(np.sum(ego_speed[: int(t_c / DT_GRID)]) * DT_GRID)
-        ego_path = main.lane_change_path(ego_lat, main.lane_center(1 - ego_lane, +1), ego_s_c,
-                                         max(float(ego_speed.mean()), 3.0) * 4.0, reverse=False)
-    ego = Agent("car", ego_size, ego_path, s0=float(ego_s0), speed=ego_speed, kind="ego")
-    ego_s_t = ego_s0 + np.concatenate([[0.0], np.cumsum(ego_speed[:-1]) * DT_GRID])
-    ego_s_range = (float(ego_s_t.min()), float(ego_s_t.max()))
+        s_c = s0 + float(np.sum(speed[: int(t_c / DT_GRID)]) * DT_GRID)
+        path = main.lane_change_path(ego_lat, main.lane_center(1 - ego_lane, +1), s_c,
+                                     max(float(speed.mean()), 3.0) * EGO_LANE_CHANGE_SECONDS, reverse=False)
+    agent = Agent("car", np.array(EGO_SIZE), path, s0=float(s0), speed=speed, kind="ego")
+    s_t = s0 + np.concatenate([[0.0], np.cumsum(speed[:-1]) * DT_GRID])
+    s_range = (float(s_t.min()), float(s_t.max()))
+    lo = max(s_range[0] - AREA_BEHIND, ROAD_END_MARGIN)
+    hi = min(s_range[1] + AREA_AHEAD, main.length - ROAD_END_MARGIN)
+    return _EgoPlan(agent, ego_lane, vmax, float(s0), speed, stationary, stops, lane_change, queue_sizes, s_range,
+                    lo, hi)
 
-    lo = ego_s_range[0] - 70.0
-    hi = ego_s_range[1] + 90.0
-    lo, hi = max(lo, 5.0), min(hi, main.length - 5.0)
+
+def _traffic_step(b: _Builder, lay: _Layout, ego: _EgoPlan, density: float, duration: float) -> None:
+    """Moving traffic in every lane of the main road (queues at the crossing when the ego waits)."""
+    rng, times, main, lanes = b.rng, b.times, lay.main, lay.main.lanes_per_dir
     zero = np.zeros_like(times)
-
-    # --- moving traffic on the main road --------------------------------------------------------
-    density = float(rng.uniform(0.3, 1.0))
+    lo, hi = ego.lo, ego.hi
     for direction in (+1, -1):
         for lane in range(lanes):
             lat = main.lane_center(lane, direction)
             path = main.lane_path(lat, reverse=direction < 0)
-            lane_v = float(np.clip(rng.normal(10.0, 2.5), 4.0, 15.0))
-            ego_lane_here = direction > 0 and lane == ego_lane
-            if ego_lane_here and not stop_at_intersection:
-                lane_v = max(lane_v, vmax_ego + 0.5)
+            lane_v = float(np.clip(rng.normal(LANE_SPEED_MEAN, LANE_SPEED_STD), *LANE_SPEED_RANGE))
+            ego_lane_here = direction > 0 and lane == ego.lane
+            if ego_lane_here and not ego.stops_at_crossing:
+                lane_v = max(lane_v, ego.vmax + EGO_LANE_FASTER)
 
             def to_path(s: float, direction: int = direction) -> float:
                 return s if direction > 0 else main.length - s
 
-            if stop_at_intersection:
+            if ego.stops_at_crossing:
                 # Queue waiting at the stop line, then vehicles that already crossed driving away.
-                line = stop_line if direction > 0 else stop_line_back
-                sizes = queue_sizes if ego_lane_here else [
+                line = lay.stop_line if direction > 0 else lay.stop_line_back
+                sizes = ego.queue_sizes if ego_lane_here else [
                     sample_size(rng, "car") for _ in range(int(rng.integers(0, 5)))]
                 s = line
                 for size in sizes:
                     s -= direction * size[1] / 2
                     b.add_moving("car", path, to_path(s), zero, kind="stopped", size=size)
-                    s -= direction * (size[1] / 2 + float(rng.uniform(1.5, 3.0)))
-                s = (cross_s + direction * (cross_hw + 10.0 + float(rng.uniform(0, 30))))
+                    s -= direction * (size[1] / 2 + float(rng.uniform(*QUEUE_GAP)))
+                s = (lay.cross_s + direction * (lay.cross_hw + 10.0 + float(rng.uniform(0, 30))))
                 while lo < s < hi:
                     cls = _vehicle_class(rng)
                     size = sample_size(rng, cls)
                     b.add_moving(cls, path, to_path(s), _speed_profile(times, lane_v, lane_v, []), size=size,
                                  rider=cls == "motorcycle")
-                    s += direction * (size[1] + float(rng.exponential(25.0 / density)) + 6.0)
+                    s += direction * (size[1] + float(rng.exponential(MEAN_GAP / density)) + MIN_GAP_WAITING)
                 continue
             s = lo + float(rng.uniform(0, 20))
             while s < hi:
                 cls = _vehicle_class(rng)
                 size = sample_size(rng, cls)
-                s_next = s + size[1] + float(rng.exponential(25.0 / density)) + 4.0
-                if ego_lane_here and abs(s - ego_s0) < 12 + size[1]:
+                s_next = s + size[1] + float(rng.exponential(MEAN_GAP / density)) + MIN_GAP_MOVING
+                if ego_lane_here and abs(s - ego.s0) < EGO_CLEARANCE + size[1]:
                     s = s_next
                     continue
-                if ego_lane_here and s < ego_s0:
-                    speed = ego_speed.copy()  # follow the ego at its speed: constant gap
+                if ego_lane_here and s < ego.s0:
+                    speed = ego.speed.copy()  # follow the ego at its speed: constant gap
                 else:
                     speed = _speed_profile(times, lane_v, lane_v, [])
                 vpath = path
-                if lanes > 1 and cls in ("car", "motorcycle") and rng.random() < 0.12:
+                if lanes > 1 and cls in ("car", "motorcycle") and rng.random() < LANE_CHANGE_PROB:
                     # Lane change to the neighbouring lane some seconds into the scene.
                     other = main.lane_center(1 - lane, direction)
                     t_c = float(rng.uniform(1.0, max(duration - 2.0, 1.5)))
-                    span = lane_v * float(rng.uniform(3.0, 5.0))
+                    span = lane_v * float(rng.uniform(*LANE_CHANGE_SECONDS))
                     vpath = main.lane_change_path(lat, other, s + direction * lane_v * t_c, span,
                                                   reverse=direction < 0)
                 b.add_moving(cls, vpath, to_path(s), speed, size=size, rider=cls == "motorcycle")
                 # Trucks sometimes tow a trailer.
-                if cls == "truck" and rng.random() < 0.25:
+                if cls == "truck" and rng.random() < TRAILER_PROB:
                     tsize = sample_size(rng, "trailer")
-                    off = (size[1] + tsize[1]) / 2 + 0.6
+                    off = (size[1] + tsize[1]) / 2 + TRAILER_GAP
                     b.add_moving("trailer", path, to_path(s) - off, speed, size=tsize)
                     s_next += tsize[1]
                 s = s_next
 
-    # --- crossing-road traffic ------------------------------------------------------------------
-    if cross is not None:
-        c_mid = cross.length / 2
-        for direction in (+1, -1):
-            for lane in range(cross.lanes_per_dir):
-                lat = cross.lane_center(lane, direction)
-                path = cross.lane_path(lat, reverse=direction < 0)
-                lane_v = float(np.clip(rng.normal(9.0, 2.0), 4.0, 13.0))
-                # In path coordinates, the crossing is at c_mid either way.
-                if stop_at_intersection:
-                    s = float(rng.uniform(0, 30))
-                    while s < cross.length:
-                        cls = _vehicle_class(rng)
-                        size = sample_size(rng, cls)
-                        b.add_moving(cls, path, s, _speed_profile(times, lane_v, lane_v, []), size=size,
-                                     rider=cls == "motorcycle")
-                        s += size[1] + float(rng.exponential(25.0)) + 6.0
-                    if lane == 0 and rng.random() < 0.7:
-                        # A car turning right onto the main road (away from the waiting ego).
-                        e_in = (path[-1] - path[0]) / np.linalg.norm(path[-1] - path[0])
-                        centre = cross.xy[len(cross.xy) // 2]
-                        v = float(rng.uniform(4.0, 7.0))
-                        tpath = _right_turn_path(centre, e_in, cross.lane_width, main.lane_width,
-                                                 main.half_width + main.bike_width + 1.0)
-                        d = np.diff(tpath, axis=0)
-                        s_turn = float(np.argmin(np.linalg.norm(tpath - centre, axis=1)))
-                        s_turn = float(np.sum(np.hypot(d[: int(s_turn), 0], d[: int(s_turn), 1])))
-                        t_reach = float(rng.uniform(1.0, max(duration - 3.0, 1.5)))
-                        b.add_moving("car", tpath, max(s_turn - v * t_reach, 0.0), _speed_profile(times, v, v, []))
-                else:
-                    # Queue of stopped vehicles before the stop line.
-                    s = c_mid - main.half_width - 4.0
-                    for _ in range(int(rng.integers(0, 5))):
-                        cls = _vehicle_class(rng, bus_ok=False)
-                        size = sample_size(rng, cls)
-                        s -= size[1] / 2
-                        b.add_moving(cls, path, s, np.zeros_like(times), kind="stopped", size=size,
-                                     rider=cls == "motorcycle")
-                        s -= size[1] / 2 + float(rng.uniform(1.5, 3.5))
 
-    # --- parked vehicles ------------------------------------------------------------------------
+def _cross_traffic_step(b: _Builder, lay: _Layout, ego: _EgoPlan, duration: float) -> None:
+    """The crossing road: flowing traffic and a right turner while the ego waits, else a queue."""
+    cross, main = lay.cross, lay.main
+    if cross is None:
+        return
+    rng, times = b.rng, b.times
+    c_mid = cross.length / 2
+    for direction in (+1, -1):
+        for lane in range(cross.lanes_per_dir):
+            lat = cross.lane_center(lane, direction)
+            path = cross.lane_path(lat, reverse=direction < 0)
+            lane_v = float(np.clip(rng.normal(CROSS_SPEED_MEAN, CROSS_SPEED_STD), *CROSS_SPEED_RANGE))
+            # In path coordinates, the crossing is at c_mid either way.
+            if ego.stops_at_crossing:
+                s = float(rng.uniform(0, 30))
+                while s < cross.length:
+                    cls = _vehicle_class(rng)
+                    size = sample_size(rng, cls)
+                    b.add_moving(cls, path, s, _speed_profile(times, lane_v, lane_v, []), size=size,
+                                 rider=cls == "motorcycle")
+                    s += size[1] + float(rng.exponential(MEAN_GAP)) + MIN_GAP_WAITING
+                if lane == 0 and rng.random() < TURN_PROB:
+                    # A car turning right onto the main road (away from the waiting ego).
+                    e_in = (path[-1] - path[0]) / np.linalg.norm(path[-1] - path[0])
+                    centre = cross.xy[len(cross.xy) // 2]
+                    v = float(rng.uniform(*TURN_SPEED))
+                    tpath = _right_turn_path(centre, e_in, cross.lane_width, main.lane_width,
+                                             main.half_width + main.bike_width + 1.0)
+                    d = np.diff(tpath, axis=0)
+                    s_turn = float(np.argmin(np.linalg.norm(tpath - centre, axis=1)))
+                    s_turn = float(np.sum(np.hypot(d[: int(s_turn), 0], d[: int(s_turn), 1])))
+                    t_reach = float(rng.uniform(1.0, max(duration - 3.0, 1.5)))
+                    b.add_moving("car", tpath, max(s_turn - v * t_reach, 0.0), _speed_profile(times, v, v, []))
+            else:
+                # Queue of stopped vehicles before the stop line.
+                s = c_mid - main.half_width - STOP_LINE_GAP
+                for _ in range(int(rng.integers(0, CROSS_QUEUE_MAX))):
+                    cls = _vehicle_class(rng, bus_ok=False)
+                    size = sample_size(rng, cls)
+                    s -= size[1] / 2
+                    b.add_moving(cls, path, s, np.zeros_like(times), kind="stopped", size=size,
+                                 rider=cls == "motorcycle")
+                    s -= size[1] / 2 + float(rng.uniform(*CROSS_QUEUE_GAP))
+
+
+def _parked_step(b: _Builder, lay: _Layout, ego: _EgoPlan) -> None:
+    """Parked vehicles along the parking lanes of the main road."""
+    rng, main = b.rng, lay.main
     for side in (-1, +1):
         if not main.parking[0 if side < 0 else 1]:
             continue
         lat = side * (main.half_width + main.bike_width + main.parking_width / 2)
-        s = lo + float(rng.uniform(0, 10))
-        while s < hi:
-            if rng.random() < 0.3 or in_intersection(s, 6):
-                s += float(rng.uniform(5, 20))
+        s = ego.lo + float(rng.uniform(0, 10))
+        while s < ego.hi:
+            if rng.random() < PARKED_SKIP_PROB or lay.in_intersection(s, 6):
+                s += float(rng.uniform(*PARKED_SKIP))
                 continue
             r = rng.random()
             cls = "car" if r < 0.8 else ("truck" if r < 0.9 else ("trailer" if r < 0.95 else "motorcycle"))
             size = sample_size(rng, cls)
             s += size[1] / 2
             xy, h = main.pose(np.array([s]), lat + rng.normal(0, 0.15))
-            yaw = h[0] + (np.pi if rng.random() < 0.15 else 0.0) + rng.normal(0, 0.03)
+            yaw = h[0] + (np.pi if rng.random() < PARKED_REVERSED_PROB else 0.0) + rng.normal(0, 0.03)
             b.add_static(cls, xy[0], yaw, "parked", size=size)
-            s += size[1] / 2 + float(rng.uniform(0.8, 3.0))
+            s += size[1] / 2 + float(rng.uniform(*PARKED_GAP))
 
-    # --- pedestrians on sidewalks ---------------------------------------------------------------
-    n_ped = int(rng.poisson(22 * density + 4))
-    walk_roads = [main] + ([cross] if cross is not None else [])
+
+def _pedestrian_step(b: _Builder, lay: _Layout, ego: _EgoPlan, density: float) -> None:
+    """Pedestrians walking, standing or sitting on the sidewalks, and crossing at crosswalks."""
+    rng, times, main, cross = b.rng, b.times, lay.main, lay.cross
+    n_ped = int(rng.poisson(PEDESTRIANS_PER_DENSITY * density + PEDESTRIANS_BASE))
+    walk_roads = lay.roads
     for _ in range(n_ped):
         road = walk_roads[int(rng.integers(len(walk_roads)))]
         side = int(rng.choice([-1, 1]))
         lat = road.edge_offset(side) + side * float(rng.uniform(0.6, road.sidewalk_width - 0.5))
         if road is main:
-            s = float(rng.uniform(lo, hi))
+            s = float(rng.uniform(ego.lo, ego.hi))
         else:
             s = float(rng.uniform(road.length / 2 - 60, road.length / 2 + 60))
-        if road is main and in_intersection(s, 2):
+        if road is main and lay.in_intersection(s, 2):
             continue
         r = rng.random()
-        scale = 0.8 if rng.random() < 0.1 else 1.0  # children
+        scale = CHILD_SCALE if rng.random() < CHILD_PROB else 1.0
         size = sample_size(rng, "pedestrian", scale)
         category = "human.pedestrian.child" if scale < 1.0 else "human.pedestrian.adult"
-        if r < 0.72:
-            v = float(np.clip(rng.normal(1.35, 0.25), 0.6, 2.2))
+        if r < PED_WALKING:
+            v = float(np.clip(rng.normal(WALK_SPEED_MEAN, WALK_SPEED_STD), *WALK_SPEED_RANGE))
             direction = int(rng.choice([-1, 1]))
             path = road.lane_path(lat, reverse=direction < 0, step=1.0)
             ps = s if direction > 0 else road.length - s
             b.add_moving("pedestrian", path, ps, _speed_profile(times, v, v, []), kind="walking", size=size,
                          category=category)
-        elif r < 0.95:
+        elif r < PED_STANDING:
             xy, h = road.pose(np.array([s]), lat)
             b.add_static("pedestrian", xy[0], float(rng.uniform(-np.pi, np.pi)), "standing", size=size,
                          category=category)
@@ -635,31 +752,36 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
             b.add_static("pedestrian", xy[0], h[0] + side * np.pi / 2, "sitting", size=size, category=category)
 
     # Crossing pedestrians at the crosswalks (cross road is stopped when the ego drives through).
-    if cross is not None:
-        for _ in range(int(rng.poisson(3))):
-            side = int(rng.choice([-1, 1]))
-            # Crosswalk across the crossing road, on the near or far side of the main road.
-            off = side * (main.half_width + 3.0)
-            c_s = cross.length / 2 + off
-            lat0 = cross.edge_offset(-1) - 1.5
-            lat1 = cross.edge_offset(+1) + 1.5
-            a_xy, _ = cross.pose(np.array([c_s, c_s]), np.array([lat0, lat1]))
-            if rng.random() < 0.5:
-                a_xy = a_xy[::-1].copy()
-            path = np.linspace(a_xy[0], a_xy[1], 20)
-            v = float(np.clip(rng.normal(1.3, 0.2), 0.7, 2.0))
-            start = float(rng.uniform(-10, 2))
-            speed = _speed_profile(times, v, v, []) if not stop_at_intersection else np.zeros_like(times)
-            b.add_moving("pedestrian", path, start * v if not stop_at_intersection else 0.0, speed,
-                         kind="walking", category="human.pedestrian.adult")
+    if cross is None:
+        return
+    for _ in range(int(rng.poisson(CROSSING_PEDESTRIANS))):
+        side = int(rng.choice([-1, 1]))
+        # Crosswalk across the crossing road, on the near or far side of the main road.
+        off = side * (main.half_width + CROSSWALK_OFFSET)
+        c_s = cross.length / 2 + off
+        lat0 = cross.edge_offset(-1) - 1.5
+        lat1 = cross.edge_offset(+1) + 1.5
+        a_xy, _ = cross.pose(np.array([c_s, c_s]), np.array([lat0, lat1]))
+        if rng.random() < 0.5:
+            a_xy = a_xy[::-1].copy()
+        path = np.linspace(a_xy[0], a_xy[1], 20)
+        v = float(np.clip(rng.normal(1.3, 0.2), 0.7, 2.0))
+        start = float(rng.uniform(-10, 2))
+        waits = ego.stops_at_crossing
+        speed = _speed_profile(times, v, v, []) if not waits else np.zeros_like(times)
+        b.add_moving("pedestrian", path, start * v if not waits else 0.0, speed,
+                     kind="walking", category="human.pedestrian.adult")
 
-    # --- cyclists ---------------------------------------------------------------------------------
-    for _ in range(int(rng.poisson(3.0 * density))):
-        s = float(rng.uniform(lo, hi))
-        if in_intersection(s, 5):
+
+def _cyclist_step(b: _Builder, lay: _Layout, ego: _EgoPlan, density: float) -> None:
+    """Bicycles and motorcycles: parked on the sidewalk edge, or ridden in the cycle lanes."""
+    rng, times, main = b.rng, b.times, lay.main
+    for _ in range(int(rng.poisson(CYCLISTS_PER_DENSITY * density))):
+        s = float(rng.uniform(ego.lo, ego.hi))
+        if lay.in_intersection(s, 5):
             continue
-        cls = "bicycle" if rng.random() < 0.6 else "motorcycle"
-        if rng.random() < 0.55:
+        cls = "bicycle" if rng.random() < BICYCLE_PROB else "motorcycle"
+        if rng.random() < PARKED_CYCLE_PROB:
             # Parked on the sidewalk edge, without a rider.
             side = int(rng.choice([-1, 1]))
             lat = main.edge_offset(side) + side * 0.7
@@ -669,18 +791,22 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
             direction = int(rng.choice([-1, 1]))
             lat = -direction * (main.half_width + main.bike_width / 2)
             path = main.lane_path(lat, reverse=direction < 0)
-            v = float(rng.uniform(3.0, 6.0)) if cls == "bicycle" else float(rng.uniform(6.0, 11.0))
+            v = float(rng.uniform(*BICYCLE_SPEED)) if cls == "bicycle" else float(rng.uniform(*MOTORCYCLE_SPEED))
             size = sample_size(rng, cls)
-            size[2] = max(size[2], 1.6)  # the box includes the rider
+            size[2] = max(size[2], RIDER_MIN_HEIGHT)  # the box includes the rider
             ps = s if direction > 0 else main.length - s
             b.add_moving(cls, path, ps, _speed_profile(times, v, v, []), size=size, rider=True)
 
-    # --- road works: barriers, cones, construction vehicle, workers ------------------------------
-    if rng.random() < 0.45:
+
+def _roadworks_step(b: _Builder, lay: _Layout, ego: _EgoPlan) -> None:
+    """A road-work zone (barriers, a cone taper, a construction vehicle, workers), loose cones and
+    barriers along the kerb, and a bus stop with waiting people."""
+    rng, main = b.rng, lay.main
+    if rng.random() < ROADWORKS_PROB:
         side = int(rng.choice([-1, 1]))
-        s0 = float(rng.uniform(ego_s_range[0] - 20, ego_s_range[1] + 60))
-        if not in_intersection(s0, 30):
-            zone_len = float(rng.uniform(15, 45))
+        s0 = float(rng.uniform(ego.s_range[0] - 20, ego.s_range[1] + 60))
+        if not lay.in_intersection(s0, 30):
+            zone_len = float(rng.uniform(*ROADWORKS_LENGTH))
             lat = main.edge_offset(side) + side * float(rng.uniform(0.5, 1.8))
             # Row of barriers along the kerb; their long side (w) runs along the road.
             s = s0
@@ -691,51 +817,73 @@ def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | No
                              check=False)
                 s += size[0] + float(rng.uniform(0.0, 0.4))
             # Cones tapering into the lane before the zone.
-            n_cones = int(rng.integers(3, 9))
+            n_cones = int(rng.integers(*CONES))
             for k in range(n_cones):
                 frac = k / max(n_cones - 1, 1)
-                cs = s0 - 2.0 - (1 - frac) * n_cones * 2.5
+                cs = s0 - 2.0 - (1 - frac) * n_cones * CONE_SPACING
                 clat = lat - side * frac * 1.2 - side * 0.8
                 xy, h = main.pose(np.array([cs]), clat)
                 b.add_static("traffic_cone", xy[0], float(rng.uniform(-np.pi, np.pi)), "static", check=False)
             # Construction vehicle inside the zone (parked or slowly moving on the lane side).
-            if rng.random() < 0.6:
+            if rng.random() < CONSTRUCTION_VEHICLE_PROB:
                 cv_lat = lat + side * 3.5
                 xy, h = main.pose(np.array([s0 + zone_len / 2]), cv_lat)
                 b.add_static("construction_vehicle", xy[0], h[0] + rng.normal(0, 0.3), "parked", check=False)
-            for _ in range(int(rng.integers(0, 4))):
+            for _ in range(int(rng.integers(*WORKERS))):
                 xy, h = main.pose(np.array([s0 + rng.uniform(0, zone_len)]), lat + side * rng.uniform(1.2, 3.0))
                 b.add_static("pedestrian", xy[0], float(rng.uniform(-np.pi, np.pi)), "standing",
                              category="human.pedestrian.construction_worker")
 
     # Scattered barriers/cones elsewhere (kerb protection, parking) and a bus stop.
-    for _ in range(int(rng.poisson(1.5))):
+    for _ in range(int(rng.poisson(KERB_OBJECTS))):
         side = int(rng.choice([-1, 1]))
-        s = float(rng.uniform(lo, hi))
+        s = float(rng.uniform(ego.lo, ego.hi))
         xy, h = main.pose(np.array([s]), main.edge_offset(side) + side * 0.4)
         cls = "traffic_cone" if rng.random() < 0.5 else "barrier"
         b.add_static(cls, xy[0], h[0] + (np.pi / 2 if cls == "barrier" else 0.0), "static")
-    if rng.random() < 0.25:
-        s = float(rng.uniform(ego_s_range[0], ego_s_range[1] + 60))
-        if not in_intersection(s, 15):
+    if rng.random() < BUS_STOP_PROB:
+        s = float(rng.uniform(ego.s_range[0], ego.s_range[1] + 60))
+        if not lay.in_intersection(s, 15):
             side = -1
             lat = side * (main.half_width + 1.0)
             xy, h = main.pose(np.array([s]), lat)
             b.add_static("bus", xy[0], h[0], "stopped")
-            for _ in range(int(rng.integers(1, 5))):
+            for _ in range(int(rng.integers(*BUS_STOP_WAITING))):
                 pxy, _ = main.pose(np.array([s + rng.uniform(-5, 5)]), main.edge_offset(side) + side * 1.2)
                 b.add_static("pedestrian", pxy[0], float(rng.uniform(-np.pi, np.pi)), "standing")
 
-    props = _roadside_props(rng, roads, main, lo - 40, hi + 40, cross_s if cross is not None else None)
+
+def generate_scene(seed: int, index: int, duration: float = 20.0, name: str | None = None,
+                   condition: str | None = None, road_type: str | None = None) -> Scene:
+    """Deterministic scene ``index`` of a dataset with ``seed``: layout, ego, then every kind of
+    agent in a fixed order, all drawn from one generator."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    condition = condition or str(rng.choice(CONDITIONS, p=CONDITION_PROBS))
+    road_type = road_type or str(rng.choice(ROAD_TYPES, p=list(ROAD_TYPE_PROBS)))
+    times = np.arange(0.0, duration + 0.5 + 1e-9, DT_GRID)
+    b = _Builder(rng, times)
+    lanes = int(rng.choice(list(LANES_PER_DIR), p=list(LANES_PROBS)))
+    lay = _layout_step(rng, duration, road_type, lanes)
+    ego = _ego_step(rng, lay, times, duration, road_type, lanes)
+    density = float(rng.uniform(*DENSITY))
+    _traffic_step(b, lay, ego, density, duration)
+    _cross_traffic_step(b, lay, ego, duration)
+    _parked_step(b, lay, ego)
+    _pedestrian_step(b, lay, ego, density)
+    _cyclist_step(b, lay, ego, density)
+    _roadworks_step(b, lay, ego)
+
+    props = _roadside_props(rng, lay.roads, lay.main, ego.lo - 40, ego.hi + 40,
+                            lay.cross_s if lay.cross is not None else None)
     scene_name = name or f"scene-{index + 1:04d}"
     desc = f"condition={condition}, road={road_type}, lanes={lanes}x2, density={density:.2f}"
-    if stop_at_intersection:
+    if ego.stops_at_crossing:
         desc += ", ego waits at crossing"
-    if stationary_ego:
+    if ego.stationary:
         desc += ", ego parked"
-    if ego_lane_change:
+    if ego.lane_change:
         desc += ", ego changes lane"
-    scene = Scene(scene_name, condition, road_type, roads, ego, b.agents, props, duration, int(seed), desc)
+    scene = Scene(scene_name, condition, road_type, lay.roads, ego.agent, b.agents, props, duration, int(seed), desc)
     scene.finalize()
     _drop_collisions(scene)
     return scene
@@ -749,7 +897,8 @@ def _roadside_props(rng: np.random.Generator, roads: list[Road], main: Road, lo:
         edge = abs(main.edge_offset(side)) + main.sidewalk_width
         s = max(lo, 0.0)
         while s < min(hi, main.length):
-            if cross_s is not None and abs(s - cross_s) < cross.half_width + main.sidewalk_width + 8:
+            if (cross is not None and cross_s is not None
+                    and abs(s - cross_s) < cross.half_width + main.sidewalk_width + 8):
                 s += 4.0
                 continue
             r = rng.random()

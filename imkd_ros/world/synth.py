@@ -18,13 +18,16 @@ images only, ~3.4 at 400x225 with key-frame images only (the training setup).
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import time
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from imkd_ros.constants import ATTRIBUTES, CLASS_TO_CATEGORY, LIDAR_NAME
 from imkd_ros.rig.geometry import points_in_boxes, yaw_to_quat
@@ -36,6 +39,11 @@ from imkd_ros.world.radar import RadarSim
 from imkd_ros.world.scene import Scene, generate_scene
 from imkd_ros.world.sim import SceneSim, Snapshot
 from imkd_ros.world.writer import NuScenesWriter, visibility_token
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # optional: only caps BLAS threads
+    threadpool_limits = None
 
 BASE_TIME_US = 1_533_000_000_000_000  # 2018-07-31, like nuScenes' capture period
 LIDAR_HZ, CAMERA_HZ, RADAR_HZ, SAMPLE_HZ = 20.0, 12.0, 13.0, 2.0
@@ -223,7 +231,7 @@ class SceneSynthesizer:
         folder = "samples" if e.key else "sweeps"
         base = f"{folder}/{e.channel}/{self.logfile}__{e.channel}__{ts}"
         rng = self._rng(e.channel, e.frame)
-        result = None
+        result: Any = None  # RenderResult (cameras) or (points, owner) (LiDAR, radar)
         t0 = time.perf_counter()
         if e.channel.startswith("CAM"):
             cam = self.rig.camera(e.channel)
@@ -231,12 +239,12 @@ class SceneSynthesizer:
             # are rendered at their own resolution rather than upsampled from a tinier render.
             rel = cfg.render_scale if e.key else cfg.sweep_render_scale
             scale = min(1.0, rel / cfg.image_scale)
-            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps)
+            result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps,
+                                      bgr=True)
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
             q = cfg.jpeg_quality if e.key else cfg.sweep_jpeg_quality
-            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(result.image, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, int(q)])
+            ok, buf = cv2.imencode(".jpg", result.image, [cv2.IMWRITE_JPEG_QUALITY, int(q)])  # BGR
             filename, fmt, hw = base + ".jpg", "jpg", (cam.height, cam.width)
             w.write_bytes(filename, buf.tobytes())
             self.stats["write_s"] += time.perf_counter() - t1
@@ -322,7 +330,8 @@ class SceneSynthesizer:
         grid = np.stack(np.meshgrid(*[np.array([-0.4, 0.0, 0.4])] * 3, indexing="ij"), -1).reshape(-1, 3)
         seen = np.zeros((n, len(grid)), bool)
         for ch, (_e, snap, res) in key_data.items():
-            if not ch.startswith("CAM") or not isinstance(res, RenderResult) or res.owner is None:
+            if not ch.startswith("CAM") or not isinstance(res, RenderResult) or res.owner is None \
+                    or res.depth is None:
                 continue
             cam = self.rig.camera(ch)
             tb = self.cams.tables(cam, res.scale)
@@ -362,9 +371,7 @@ def synthesize(cfg: SynthConfig) -> dict:
     Runs single-threaded (OpenCV and BLAS pools limited to one thread): the arrays are small, so
     extra threads only spin, and the machine is shared. Shard with ``first_scene`` to use cores.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only limits BLAS threads
+    if threadpool_limits is None:
         return _synthesize(cfg)
     with threadpool_limits(limits=1):
         return _synthesize(cfg)
@@ -381,14 +388,11 @@ def _synthesize(cfg: SynthConfig) -> dict:
     stats = {"keyframes": 0, "seconds": 0.0}
     bar = None
     if cfg.progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=cfg.scenes * n_samples, unit="kf", desc="synth")
     t0 = time.perf_counter()
     names: list[str] = []
     if cfg.jobs > 1 and cfg.scenes > 1:
         # Scenes in worker processes; records merged in scene order, so output == jobs=1 output.
-        import multiprocessing as mp
 
         ctx = mp.get_context("fork")
         with ctx.Pool(min(cfg.jobs, cfg.scenes)) as pool:
@@ -425,9 +429,7 @@ def _scene_worker(job: tuple[SynthConfig, int]) -> tuple[str, dict[str, list[dic
     cv2.setNumThreads(1)
     rig = Rig.from_yaml(cfg.rig).scaled(cfg.image_scale)
     writer = NuScenesWriter(cfg.out, cfg.version, cfg.seed, static_tables=False)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    if threadpool_limits is None:
         syn = SceneSynthesizer(cfg, rig, writer, index)
         syn.run(None)
     else:

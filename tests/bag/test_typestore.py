@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from imkd_msgs.msg import Object3D, Object3DArray
+from rclpy.serialization import deserialize_message, serialize_message
 
 from imkd_ros.bag import make_typestore
 
@@ -30,9 +32,6 @@ def test_type_hash_matches_rosidl_build(name: str) -> None:
 
 
 def test_cdr_round_trip_between_rosbags_and_rclpy() -> None:
-    from imkd_msgs.msg import Object3D, Object3DArray
-    from rclpy.serialization import deserialize_message, serialize_message
-
     store = make_typestore()
     msg = Object3DArray()
     msg.header.frame_id = "base_link"

@@ -7,6 +7,7 @@ radars 13 Hz, LiDAR 20 Hz), an ego that drives and turns, small JPEGs, radar PCD
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -25,8 +26,6 @@ IMG_W, IMG_H = 160, 96
 
 
 def _tok(*parts) -> str:
-    import hashlib
-
     return hashlib.md5("/".join(map(str, parts)).encode()).hexdigest()
 
 

@@ -13,8 +13,10 @@ from rosbags.rosbag2 import Reader
 from imkd_ros.bag import make_typestore
 from imkd_ros.constants import CAMERA_NAMES, CLASSES, RADAR_NAMES, RADAR_PCD_FIELDS
 from imkd_ros.data.bag_writer import BagOptions, scene_sample_data, write_scene_bag
-from imkd_ros.data.nuscenes_reader import NuScenesReader
-from imkd_ros.data.pcd import read_pcd
+from imkd_ros.data.nuscenes_reader import NuScenesReader, quat_to_rotmat
+from imkd_ros.data.pcd import DEFAULT_AMBIG_STATES, DEFAULT_DYNPROP_STATES, DEFAULT_INVALID_STATES, read_pcd
+from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps, radar_point_filter
+from imkd_ros.world.synth import SynthConfig, synthesize
 
 from .nusc_fixture import RADAR_SIZES, RADAR_TYPES, SCENE
 
@@ -140,8 +142,6 @@ def test_refuses_to_overwrite(fixture_root: Path, fixture_version: str, tmp_path
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny scene of the synthetic world (imkd data synth): 1 s, quarter-resolution cameras."""
-    from imkd_ros.world.synth import SynthConfig, synthesize
-
     root = tmp_path_factory.mktemp("synth")
     synthesize(SynthConfig(out=str(root), scenes=1, seed=5, scene_seconds=1.0, image_scale=0.25, progress=False))
     return root
@@ -175,8 +175,6 @@ def test_synthetic_scene_to_bag(synth_root: Path, tmp_path: Path) -> None:
 
 
 def _tf_matrix(t) -> np.ndarray:
-    from imkd_ros.data.nuscenes_reader import quat_to_rotmat
-
     q, p = t.transform.rotation, t.transform.translation
     m = np.eye(4)
     m[:3, :3] = quat_to_rotmat([q.w, q.x, q.y, q.z])
@@ -186,9 +184,6 @@ def _tf_matrix(t) -> np.ndarray:
 
 def test_bag_radar_through_pipeline_equals_reader(fixture_root: Path, fixture_version: str, tmp_path: Path) -> None:
     """The live path (bag clouds + /tf + /tf_static -> pipeline.radar.merge_sweeps) gives the reader's radar."""
-    from imkd_ros.data.pcd import DEFAULT_AMBIG_STATES, DEFAULT_DYNPROP_STATES, DEFAULT_INVALID_STATES
-    from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps, radar_point_filter
-
     reader = NuScenesReader(fixture_root, fixture_version)
     write_scene_bag(fixture_root, fixture_version, SCENE, tmp_path / "bag", BagOptions(lidar=False), reader=reader)
     msgs, _, _ = _read_all(tmp_path / "bag")

@@ -11,13 +11,12 @@ from PIL import Image
 from imkd_ros.cli import main
 from imkd_ros.data.nuscenes_reader import NuScenesReader
 from imkd_ros.data.results import load_results, results_to_boxes
+from imkd_ros.evaluation.official import boxes_to_results
 
 from .nusc_fixture import SCENE
 
 
 def test_results_round_trip(fixture_root: Path, fixture_version: str) -> None:
-    from imkd_ros.evaluation.official import boxes_to_results
-
     reader = NuScenesReader(fixture_root, fixture_version)
     frame = reader.frame(reader.sample_tokens()[1])
     entries = boxes_to_results(frame.meta["sample_token"], frame.gt, frame.meta["ego_to_global"])
@@ -35,7 +34,6 @@ def test_render_and_to_bag_commands(fixture_root: Path, fixture_version: str, tm
     reader = NuScenesReader(fixture_root, fixture_version)
     token = reader.sample_tokens()[2]
     frame = reader.frame(token)
-    from imkd_ros.evaluation.official import boxes_to_results
 
     pred = frame.gt.select(np.arange(len(frame.gt)))
     pred.center[:, 0] += 1.0

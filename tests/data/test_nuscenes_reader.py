@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+from nuscenes.eval.detection.utils import category_to_detection_name
 from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from pyquaternion import Quaternion
 
 from imkd_ros.constants import ATTR_TO_ID, CAMERA_NAMES, CLASS_TO_ID
+from imkd_ros.data.bag_writer import BagOptions, write_scene_bag
 from imkd_ros.data.nuscenes_reader import (
     NuScenesDataset,
     NuScenesReader,
@@ -23,7 +26,7 @@ from imkd_ros.data.nuscenes_reader import (
 from imkd_ros.data.pcd import ALL_STATES, load_radar_points
 from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES
 
-from .nusc_fixture import SCENE
+from .nusc_fixture import SCENE, VERSION, build
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +202,6 @@ def test_dataset_split_pickle_and_collate(fixture_root: Path, fixture_version: s
     assert [f.meta["sample_token"] for f in batch] == [ds.tokens[0], ds.tokens[2]]
     assert get_nuscenes(fixture_root, fixture_version) is ds.reader.nusc  # cached per process
     # A split file next to the tables names scenes per split.
-    import json
 
     (fixture_root / fixture_version / "splits.json").write_text(json.dumps({"train": [], "val": [SCENE]}))
     try:
@@ -210,10 +212,6 @@ def test_dataset_split_pickle_and_collate(fixture_root: Path, fixture_version: s
 
 
 def test_missing_sweep_files_are_skipped(tmp_path: Path) -> None:
-    from imkd_ros.data.bag_writer import BagOptions, write_scene_bag
-
-    from .nusc_fixture import VERSION, build
-
     root = build(tmp_path / "ds")
     for path in (root / "sweeps" / "RADAR_FRONT").glob("*.pcd"):
         path.unlink()
@@ -236,8 +234,6 @@ NUSCENES_CATEGORIES = (
 
 
 def test_category_mapping_equals_devkit() -> None:
-    from nuscenes.eval.detection.utils import category_to_detection_name
-
     for name in NUSCENES_CATEGORIES:
         assert category_to_class(name) == category_to_detection_name(name), name
 

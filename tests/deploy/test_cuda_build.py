@@ -9,6 +9,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+import torch
+import torch.utils.cpp_extension as ce
+
+from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "build_cuda.sh"
@@ -108,8 +112,6 @@ def test_build_cuda_fails_loudly_without_nvcc(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 def test_torch_binding_compiles_syntax_only(tmp_path: Path) -> None:
     """The torch extension source parses against this torch's headers (CUDA torch builds it)."""
-    import torch.utils.cpp_extension as ce
-
     cuda_inc = Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "include"
     if not (cuda_inc / "cuda_runtime.h").exists():
         pytest.skip(f"CUDA headers not found in {cuda_inc}")
@@ -129,11 +131,8 @@ def test_torch_binding_compiles_syntax_only(tmp_path: Path) -> None:
 @pytest.mark.skipif(_nvcc() is None, reason="nvcc (CUDA toolkit) not installed")
 def test_torch_extension_builds_with_cuda_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Full cpp_extension build of binding + kernel (needs a CUDA build of torch, not a GPU)."""
-    import torch
-
     if torch.version.cuda is None:
         pytest.skip(f"torch {torch.__version__} is a CPU-only build: cpp_extension refuses CUDA sources")
-    from imkd_ros.ops import bev_pool_cuda as cuda_kernels
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", os.environ.get("TORCH_CUDA_ARCH_LIST", "8.6;8.7;8.9;9.0"))

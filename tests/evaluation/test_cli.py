@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from imkd_ros.cli import main
+from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig
 from imkd_ros.evaluation import evaluate, write_reports
+from imkd_ros.evaluation.official import write_submission
+from imkd_ros.model.config import load_config
+from imkd_ros.model.imkd import Student, save_checkpoint
 from imkd_ros.types import Boxes
 
 from . import fixture
@@ -37,9 +41,6 @@ def test_report_writers_handle_undefined_numbers(tmp_path):
 
 def test_eval_results_file(dataroot, tmp_path):
     """``imkd eval --results``: the official DetectionEval on a submission (perfect boxes -> 1.0)."""
-    from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig
-    from imkd_ros.evaluation.official import write_submission
-
     reader = NuScenesReader(dataroot, "v1.0-evalfix", ReaderConfig(nan_velocity_to_zero=False))
     tokens = reader.sample_tokens(split="val")
     preds = {t: reader.gt_boxes(t)[0] for t in tokens}
@@ -56,8 +57,6 @@ def test_eval_results_file(dataroot, tmp_path):
 def test_eval_checkpoint(dataroot, tmp_path):
     """``imkd eval --checkpoint``: student over the split via the reader, in-memory + official reports."""
     torch = pytest.importorskip("torch")
-    from imkd_ros.model.config import load_config
-    from imkd_ros.model.imkd import Student, save_checkpoint
 
     torch.manual_seed(0)
     cfg = load_config("cpu")

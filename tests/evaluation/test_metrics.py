@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from pyquaternion import Quaternion
 
 from imkd_ros.constants import ATTR_TO_ID, CLASS_TO_ID, NO_ATTRIBUTE
 from imkd_ros.evaluation import evaluate
@@ -50,8 +51,6 @@ def dataset():
 
 
 def test_quaternion_convention():
-    from pyquaternion import Quaternion
-
     for yaw in (-2.5, 0.0, 0.7, 3.0):
         q = Quaternion(axis=[0, 0, 1], angle=yaw)
         assert np.allclose(yaw_to_quaternion(yaw), q.elements)

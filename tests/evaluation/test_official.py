@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from imkd_ros.cli import main
 from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig, get_nuscenes, parse_condition
 from imkd_ros.evaluation import evaluate
 from imkd_ros.evaluation.official import official_evaluate, write_submission
@@ -183,7 +184,6 @@ def test_class_subset_official(synth, tmp_path):
 def test_official_equals_in_memory_on_imkd_synth(tmp_path_factory):
     """The same check on a dataset written by ``imkd data synth`` (our world's splits.json)."""
     pytest.importorskip("imkd_ros.world.synth")
-    from imkd_ros.cli import main
 
     root = tmp_path_factory.mktemp("synthworld") / "ds"
     assert main(["data", "synth", "--out", str(root), "--scenes", "2", "--seed", "5", "--scene-seconds", "3",

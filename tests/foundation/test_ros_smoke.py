@@ -7,6 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from imkd_msgs.msg import Object3DArray
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection3DArray
+
+from imkd_ros.testing.smoke_publisher import SMOKE_BOXES, smoke_image
 
 pytestmark = pytest.mark.ros
 
@@ -19,22 +25,15 @@ def test_environment_is_loopback_only() -> None:
 
 
 def test_image_detections_objects_cross_processes(start_node, collector) -> None:
-    from imkd_msgs.msg import Object3DArray
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
-    from vision_msgs.msg import Detection3DArray
-
-    from imkd_ros.testing.smoke_publisher import SMOKE_BOXES, smoke_image
-
     collector.subscribe("/smoke/image", Image, qos_profile_sensor_data)
     collector.subscribe("/smoke/detections", Detection3DArray)
     collector.subscribe("/smoke/objects", Object3DArray)
     pub = start_node("imkd_ros.testing.smoke_publisher")
     try:
-        collector.wait_for_publishers("/smoke/image", timeout=20)
-        imgs = collector.wait_for_messages("/smoke/image", 2, timeout=20)
-        dets = collector.wait_for_messages("/smoke/detections", 2, timeout=20)
-        objs = collector.wait_for_messages("/smoke/objects", 2, timeout=20)
+        collector.wait_for_publishers("/smoke/image", timeout=120)
+        imgs = collector.wait_for_messages("/smoke/image", 2, timeout=120)
+        dets = collector.wait_for_messages("/smoke/detections", 2, timeout=120)
+        objs = collector.wait_for_messages("/smoke/objects", 2, timeout=120)
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n--- publisher log ---\n{pub.log()}") from exc
     assert pub.alive(), pub.log()

@@ -10,6 +10,7 @@ from imkd_ros.model.distill import (
     Distiller,
     activation_intensity,
     intensity_map,
+    label_loss,
     level1_loss,
     level2_loss,
     response_loss,
@@ -137,8 +138,6 @@ def test_distiller_switches_and_weights():
 
 
 def test_label_loss_follows_foreground():
-    from imkd_ros.model.distill import label_loss
-
     t = _teacher()
     fg = torch.zeros(B, 1, H, W)
     fg[:, :, 3, 3] = 1.0

@@ -20,7 +20,8 @@ from imkd_ros.model import (
     load_teacher,
     save_checkpoint,
 )
-from imkd_ros.model.backbone import RESNET_SPECS, ResNet
+from imkd_ros.model.backbone import RESNET_SPECS, ResNet, load_torchvision_weights
+from imkd_ros.model.imkd import StudentExport, student_outputs_flat
 from imkd_ros.model.synthetic import random_frame, tiny_config
 from imkd_ros.types import Boxes
 
@@ -139,8 +140,6 @@ def test_teacher_forward_shapes():
 
 
 def test_student_exports_with_bev_pool_node():
-    from imkd_ros.model.imkd import StudentExport, student_outputs_flat
-
     cfg = tiny_config()
     batch = Preprocessor(cfg)([random_frame(7, raw_hw=(128, 352))], targets=False)
     student = Student(cfg).eval()
@@ -183,8 +182,6 @@ def test_no_depth_target_for_invalid_camera():
 
 
 def test_load_torchvision_weights(tmp_path):
-    from imkd_ros.model.backbone import load_torchvision_weights
-
     block, layers = RESNET_SPECS[18]
     src = ResNet(block, layers)
     state = dict(src.state_dict())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from imkd_ros.model import IMKD, LidarTeacher, Preprocessor
 from imkd_ros.model.synthetic import random_frame, tiny_config
+from imkd_ros.model.teacher import LabelTeacher
 from imkd_ros.types import Boxes
 
 torch.set_num_threads(1)
@@ -85,8 +88,6 @@ def test_student_overfits_with_distillation(data, trained_teacher):
 
 
 def test_label_teacher_overfits_and_distils(data):
-    from imkd_ros.model.teacher import LabelTeacher
-
     cfg, frames, batch = data
     cfg = _with_label(cfg)
     torch.manual_seed(0)
@@ -113,8 +114,6 @@ def test_label_teacher_overfits_and_distils(data):
 
 
 def _with_label(cfg):
-    import copy
-
     cfg = copy.deepcopy(cfg)
     cfg.distill.label = True
     return cfg

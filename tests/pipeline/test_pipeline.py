@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from imkd_ros.pipeline import (
     TransformBuffer,
 )
 from imkd_ros.rig.geometry import Transform
+from imkd_ros.testing import wait_for
 from imkd_ros.types import Boxes, Frame
 
 K = np.array([[1266.0, 0, 800.0], [0, 1266.0, 450.0], [0, 0, 1]])
@@ -116,7 +116,7 @@ def test_worker_drops_oldest_and_survives_errors() -> None:
     seen: list[int] = []
 
     def job(x: int) -> None:
-        gate.wait(5)
+        gate.wait(60)
         if x == 99:
             raise RuntimeError("boom")
         seen.append(x)
@@ -124,16 +124,17 @@ def test_worker_drops_oldest_and_survives_errors() -> None:
     errors: list[str] = []
     w = InferenceWorker(job, capacity=1, on_error=lambda e, tb: errors.append(str(e)))
     w.submit(0)
-    time.sleep(0.05)  # let the worker take item 0 and block on the gate
+    # the worker has taken item 0 and blocks on the gate (an event, not a sleep: loaded machines)
+    wait_for(lambda: w.pending() == 0 and not w.idle(), 60, "the worker to take item 0")
     for i in range(1, 6):
         w.submit(i)
     gate.set()
-    assert w.wait_idle(5)
+    assert w.wait_idle(60)
     assert seen == [0, 5]  # 1..4 were superseded by newer frames
     assert w.dropped == 4
     w.submit(99)
-    assert w.wait_idle(5)
+    assert w.wait_idle(60)
     w.submit(7)
-    assert w.wait_idle(5)
+    assert w.wait_idle(60)
     assert errors == ["boom"] and w.failed == 1 and seen[-1] == 7
     w.close()

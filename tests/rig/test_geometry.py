@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nuscenes.eval.common.utils import quaternion_yaw
 from nuscenes.utils.data_classes import Box
 from nuscenes.utils.geometry_utils import points_in_box, view_points
 from pyquaternion import Quaternion
@@ -52,8 +53,6 @@ def test_rotmat_to_quat_round_trip(rng):
 
 
 def test_multiply_and_yaw_match_pyquaternion_and_devkit(rng):
-    from nuscenes.eval.common.utils import quaternion_yaw
-
     for _ in range(20):
         a, b = _rand_quat(rng), _rand_quat(rng)
         np.testing.assert_allclose(quat_multiply(a, b), (Quaternion(a) * Quaternion(b)).elements, atol=1e-12)
@@ -104,6 +103,24 @@ def test_box_corners_and_points_in_boxes_match_devkit(rng):
         ref = points_in_box(box, pts.T)
         ours = points_in_boxes(pts, c[None], size[None], np.array([yaw]))[:, 0]
         np.testing.assert_array_equal(ours, ref)
+
+
+def test_points_in_many_boxes_equals_the_dense_test(rng):
+    """The per-box x-window shortcut gives exactly the dense (N, M) answer, faces included."""
+    centers = np.column_stack([rng.uniform(-60, 60, 80), rng.uniform(-60, 60, 80), rng.uniform(0, 2, 80)])
+    sizes = rng.uniform(0.3, 12, (80, 3))
+    yaws = rng.uniform(-np.pi, np.pi, 80)
+    pts = np.concatenate([rng.uniform(-70, 70, (3000, 3)) * [1, 1, 0.05],
+                          box_corners(centers, sizes, yaws).reshape(-1, 3),  # exactly on the faces
+                          centers + rng.normal(size=(80, 3)) * sizes / 3])
+    d = pts[:, None, :3] - centers[None, :, :3]
+    c, s = np.cos(yaws), np.sin(yaws)
+    lx, ly = d[..., 0] * c + d[..., 1] * s, -d[..., 0] * s + d[..., 1] * c
+    dense = (np.abs(lx) <= sizes[:, 1] / 2) & (np.abs(ly) <= sizes[:, 0] / 2) & (np.abs(d[..., 2]) <= sizes[:, 2] / 2)
+    ours = points_in_boxes(pts, centers, sizes, yaws)
+    assert dense.sum() > 100
+    np.testing.assert_array_equal(ours, dense)
+    assert points_in_boxes(pts[:0], centers, sizes, yaws).shape == (0, 80)
 
 
 def test_projection_matches_devkit(rng):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tf2_msgs.msg import TFMessage
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES, RADAR_PCD_FIELDS
 from imkd_ros.ros import calibration, clouds, images, msgutil
@@ -31,8 +32,6 @@ class Recorder:
 
 @pytest.fixture
 def front():
-    from tf2_msgs.msg import TFMessage
-
     f = DetectionFrontend(NodeParams(radar_wait_ms=0.0), Recorder())
     f.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "base_link", n.lower())
                                   for n in [*CAMERA_NAMES, *RADAR_NAMES]]), True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -609,8 +610,6 @@ def test_timeouts_tolerate_clock_offset_between_now_and_stamps(offset_s):
 
 def test_thread_safe_concurrent_push_and_poll():
     """Camera and radar callbacks on different threads, a poll timer on a third: no lost sets."""
-    import threading
-
     cfg = SyncConfig(camera_timeout_ns=10**12, max_pending_sets=64, max_waiting=64)
     pol = SyncPolicy(cfg)
     events = rig_events(2 * 10**9)

@@ -14,6 +14,7 @@ import yaml
 
 from imkd_ros.model.imkd import load_student, load_teacher
 from imkd_ros.model.synthetic import tiny_config
+from imkd_ros.train import trainer
 from imkd_ros.train.data import DataSpec
 from imkd_ros.train.trainer import TrainConfig, train
 
@@ -80,7 +81,6 @@ def _ddp_worker(rank: int, world: int, port: int, tiny_yaml: str, out: str, teac
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     tc = _tc(tiny_yaml, Path(out), variant="imkd", teacher_ckpt=teacher, epochs=1,
              train_data=DataSpec("simple:8:0"))
-    from imkd_ros.train import trainer
 
     trainer.train(tc)
     # what each rank ended with (the DDP-wrapped task's own copy)

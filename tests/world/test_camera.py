@@ -83,7 +83,6 @@ def test_interpenetrating_faces_use_per_pixel_depth(scene_factory):
     to_cam = (snap.ego @ cam.to_ego).inverse()
     # Owned pixels' depth equals the depth of the nearest surface: check a sample of pixels
     # against a brute-force ray/box test.
-    from imkd_ros.world.sim import SceneSim
 
     sim = SceneSim(sc)
     s = sim.snapshot(0.5)

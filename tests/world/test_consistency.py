@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.rig.rig import Rig
 from imkd_ros.world.camera import CameraSim
 from imkd_ros.world.lidar import LidarSim
 from imkd_ros.world.scene import generate_scene
 from imkd_ros.world.sim import SceneSim
+from imkd_ros.world.synth import SynthConfig, synthesize
 
 
 def test_lidar_depth_agrees_with_rendered_depth():
@@ -50,8 +52,6 @@ def test_lidar_depth_agrees_with_rendered_depth():
 
 def test_reader_reads_synth_frames(tmp_path):
     reader_mod = pytest.importorskip("imkd_ros.data.nuscenes_reader")
-    from imkd_ros.constants import CAMERA_NAMES
-    from imkd_ros.world.synth import SynthConfig, synthesize
 
     out = tmp_path / "ds"
     synthesize(SynthConfig(out=str(out), scenes=1, seed=9, scene_seconds=1.5, image_scale=0.1, progress=False))

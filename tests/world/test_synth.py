@@ -8,9 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nuscenes.eval.detection.config import config_factory
+from nuscenes.eval.detection.evaluate import DetectionEval
+from nuscenes.eval.detection.utils import category_to_detection_name
+from nuscenes.nuscenes import NuScenes
 
 from imkd_ros.cli import main as imkd_main
 from imkd_ros.constants import CAMERA_NAMES, CLASS_TO_CATEGORY, LIDAR_NAME, RADAR_NAMES
+from imkd_ros.rig.rig import Rig
 from imkd_ros.world.synth import SynthConfig, _timeline, synthesize
 from imkd_ros.world.writer import TABLES
 
@@ -31,8 +36,6 @@ def tiny(tmp_path_factory) -> Path:
 
 
 def test_devkit_loads_and_structure(tiny):
-    from nuscenes.nuscenes import NuScenes
-
     for t in TABLES:
         assert (tiny / VERSION / f"{t}.json").is_file()
     nusc = NuScenes(version=VERSION, dataroot=str(tiny), verbose=False)
@@ -85,8 +88,6 @@ def test_devkit_loads_and_structure(tiny):
 
 
 def test_ground_truth_velocity_matches_devkit(tiny):
-    from nuscenes.nuscenes import NuScenes
-
     nusc = NuScenes(version=VERSION, dataroot=str(tiny), verbose=False)
     moving = [a for a in nusc.sample_annotation if a["prev"] or a["next"]]
     assert moving
@@ -99,11 +100,6 @@ def test_ground_truth_velocity_matches_devkit(tiny):
 
 
 def test_detection_eval_accepts_dataset(tiny, tmp_path):
-    from nuscenes.eval.detection.config import config_factory
-    from nuscenes.eval.detection.evaluate import DetectionEval
-    from nuscenes.eval.detection.utils import category_to_detection_name
-    from nuscenes.nuscenes import NuScenes
-
     nusc = NuScenes(version=VERSION, dataroot=str(tiny), verbose=False)
     splits = json.loads((tiny / VERSION / "splits.json").read_text())
     scenes = set(splits["synth_val"])
@@ -148,8 +144,6 @@ def test_same_seed_same_bytes(tiny, tmp_path):
 
 
 def test_timeline_rates():
-    from imkd_ros.rig.rig import Rig
-
     ev = _timeline(Rig.default(), 4, np.random.default_rng(0))
     for ch, n_key in ((LIDAR_NAME, 4), ("CAM_FRONT", 4), ("RADAR_FRONT", 4)):
         evs = [e for e in ev if e.channel == ch]
@@ -161,8 +155,6 @@ def test_timeline_rates():
 
 
 def test_keyframes_only_mode_has_consistent_chains(tmp_path):
-    from nuscenes.nuscenes import NuScenes
-
     out = tmp_path / "kf"
     assert imkd_main(["data", "synth", "--out", str(out), "--seed", "2", "--scenes", "1", "--scene-seconds", "1.5",
                       "--image-scale", "0.1", "--camera-sweeps", "none", "--lidar-sweeps", "none",
@@ -179,10 +171,6 @@ def test_keyframes_only_mode_has_consistent_chains(tmp_path):
 
 
 def test_rig_round_trips_through_written_calibration(tiny):
-    from nuscenes.nuscenes import NuScenes
-
-    from imkd_ros.rig.rig import Rig
-
     nusc = NuScenes(version=VERSION, dataroot=str(tiny), verbose=False)
     back = Rig.from_nuscenes(nusc, nusc.sample[0]["token"])
     ref = Rig.default().scaled(0.1)
