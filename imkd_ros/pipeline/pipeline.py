@@ -18,6 +18,7 @@ import numpy as np
 from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
 from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.pipeline.validate import cap_radar_points
 from imkd_ros.rig.intrinsics import decode_scale, scale_intrinsics
 from imkd_ros.types import Boxes, Frame
 
@@ -211,7 +212,6 @@ class DetectorPipeline:
 def cap_merged_radar(radar: np.ndarray, cap: int) -> np.ndarray:
     """At most ``cap`` rows of a merged (P, len(RADAR_FEATURES)) cloud: newest sweeps first, the
     sweep that no longer fits by usefulness (nearest / strongest), older ones dropped."""
-    from imkd_ros.pipeline.validate import cap_radar_points
 
     order = np.argsort(radar[:, 7], kind="stable")
     radar = radar[order]
