@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import TransformStamped
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -14,8 +17,6 @@ from imkd_ros.ros import calibration, msgutil
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
 
 
@@ -41,8 +42,6 @@ def test_camera_info_distortion_check():
 
 
 def test_camera_info_invalid():
-    from sensor_msgs.msg import CameraInfo
-
     with pytest.raises(ValueError, match="pinhole"):
         calibration.camera_info_to_intrinsics(CameraInfo(width=10, height=10))  # uncalibrated: K all zero
     with pytest.raises(ValueError, match="empty"):
@@ -97,8 +96,6 @@ def test_transform_roundtrip():
 
 
 def test_transform_known_values():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.translation.x = 1.0
     t.transform.rotation.z = math.sin(math.pi / 4)
@@ -109,8 +106,6 @@ def test_transform_known_values():
 
 
 def test_transform_errors():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.rotation.w = 0.0
     with pytest.raises(ValueError, match="quaternion"):
