@@ -102,7 +102,7 @@ class DetectorPipeline:
         """(K for the decoded image size, cam_to_ego) or raise ValueError/TransformError."""
         if cam.intrinsics is None or cam.info_size is None:
             raise ValueError("no CameraInfo yet")
-        h, w = cam.image.shape[:2]
+        h, w = cast(np.ndarray, cam.image).shape[:2]  # the caller checked the image
         sx, sy = decode_scale(cam.info_size, (w, h))  # ValueError if the image is not this camera's
         k = scale_intrinsics(cam.intrinsics, sx, sy)
         cam_to_ego = self.tf.lookup(self.config.base_frame, cam.frame_id, cam.stamp_ns)
