@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from imkd_ros.ops.bev_pool_cuda import KERNEL_SOURCE, TRT_PLUGIN_SOURCE
+from imkd_ros.ops import bev_pool_cuda
 from imkd_ros.ops.bev_pool_geometry import GEOMETRY_INPUTS
 from imkd_ros.runtime import trt_plugins
 
@@ -120,7 +120,9 @@ def current_target(trt_version: str, device: int = 0) -> EngineTarget:
 def plugin_fingerprint(library: Path) -> dict[str, str]:
     """Hashes of what the BevPool plugin is made of: kernel + plugin sources and the built .so."""
 
-    src = hashlib.sha256(KERNEL_SOURCE.read_bytes() + TRT_PLUGIN_SOURCE.read_bytes()).hexdigest()
+    # Read through the module at call time (a rebuilt .cu, or a test's copy, changes the key).
+    sources = bev_pool_cuda.KERNEL_SOURCE.read_bytes() + bev_pool_cuda.TRT_PLUGIN_SOURCE.read_bytes()
+    src = hashlib.sha256(sources).hexdigest()
     return {"kernel_source": src, "plugin_library": trt_plugins.file_sha256(library)}
 
 

@@ -20,7 +20,6 @@ def _roundtrip(msg):
     return deserialize_message(serialize_message(msg), type(msg))
 
 
-
 # ---------------------------------------------------------------------------- CameraInfo
 K_NUSC = np.array([[1266.4, 0.0, 816.3], [0.0, 1266.4, 491.5], [0.0, 0.0, 1.0]])
 
@@ -71,7 +70,6 @@ def test_scale_intrinsics_matches_pixel_centres():
     uv = (K_NUSC @ p)[:2] / p[2]
     uv2 = (K2 @ p)[:2] / p[2]
     np.testing.assert_allclose(uv2, (uv + 0.5) / 2 - 0.5)
-
 
 
 # ---------------------------------------------------------------------------- TF

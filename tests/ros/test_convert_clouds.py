@@ -165,8 +165,6 @@ def test_empty_pointcloud2():
     assert out.points.shape == (0,) and out.dropped == 0 and out.points.dtype.names == MIXED.names
 
 
-
-
 # ---------------------------------------------------------------------------- radar
 def _radar_points(n=30, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)

@@ -39,7 +39,6 @@ def _roundtrip(msg):
     return deserialize_message(serialize_message(msg), type(msg))
 
 
-
 # ---------------------------------------------------------------------------- Image
 def test_rgb8_is_zero_copy_view():
     rgb = _rgb()
@@ -125,11 +124,6 @@ def test_image_errors(kw, match):
         images.image_to_rgb(SimpleNamespace(**base))
 
 
-
-
-
-
-
 # ---------------------------------------------------------------------------- CompressedImage
 @pytest.fixture(params=["opencv", "pillow"])
 def jpeg_decoder(request, monkeypatch):
@@ -206,7 +200,6 @@ def test_compressed_errors(jpeg_decoder):
         images.compressed_to_rgb(SimpleNamespace(format="jpeg", data=b""))
     with pytest.raises(ValueError, match="reduce"):
         images.compressed_to_rgb(SimpleNamespace(format="jpeg", data=b"x"), reduce=3)
-
 
 
 def test_decoders_need_no_ros():

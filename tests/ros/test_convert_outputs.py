@@ -24,7 +24,6 @@ def _roundtrip(msg):
     return deserialize_message(serialize_message(msg), type(msg))
 
 
-
 # ---------------------------------------------------------------------------- detections
 def _boxes(track=True) -> Boxes:
     return Boxes(
@@ -99,7 +98,6 @@ def test_object3d_array_roundtrip():
     np.testing.assert_array_equal(back.track_ids, b.track_ids)
     untracked = detections.boxes_to_object3d_array(_boxes(False), "b", 0)
     assert detections.object3d_array_to_boxes(untracked).track_ids is None
-
 
 
 # ---------------------------------------------------------------------------- markers
