@@ -32,7 +32,7 @@ from imkd_ros.ros.detections import object3d_array_to_boxes
 from imkd_ros.ros.msgutil import time_to_ns
 from imkd_ros.runtime import create_detector
 from tests.faults import faultbag as fb
-from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector, wait_quiet
+from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -76,6 +76,23 @@ def record(collector, topic: str, msg_type: Any, sink: list, convert=lambda m: m
 
     collector._subs.append(collector.node.create_subscription(msg_type, topic, cb, qos))
 
+
+
+def wait_quiet(collector, topic: str, quiet_s: float = 8.0, timeout: float = 120) -> list:
+    """Wait until no new message arrived on `topic` for quiet_s (the node worked off its queue).
+
+    Kept here: tests/ros/test_node.py replaced its copy with wait_drained (issue #15) after this
+    module was written against it (issue #12)."""
+    deadline = time.monotonic() + timeout
+    n, t_last = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        msgs = collector.received(topic)
+        if len(msgs) != n:
+            n, t_last = len(msgs), time.monotonic()
+        elif time.monotonic() - t_last > quiet_s:
+            break
+        time.sleep(0.2)
+    return collector.received(topic)
 
 def run_live(start_node, collector, bag: Path, *node_args: str, rate: float = RATE) -> LiveRun:
     objs: list = []
