@@ -92,7 +92,7 @@ def main() -> None:
     sweeps = [clouds.radar_to_pointcloud2(rng.normal(size=(125, 18)).astype(np.float32)) for _ in range(30)]
     row("30 sweeps", lambda: [clouds.pointcloud2_to_radar(c) for c in sweeps], 30)
     try:  # the vehicle library, for comparison only (PYTHONPATH=../shared/vendor/python)
-        from sensor_msgs_py import point_cloud2 as pc2
+        from sensor_msgs_py import point_cloud2 as pc2  # noqa: PLC0415  (optional: vendor library, for comparison only)
     except ImportError:
         print("  (sensor_msgs_py not importable: no comparison row)")
     else:

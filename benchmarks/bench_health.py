@@ -20,6 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
+from imkd_ros.testing import NodeProcess, TopicCollector, lease_domain, loopback_ros_env  # noqa: E402
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -30,13 +34,9 @@ def main() -> int:
     ap.add_argument("--extra", nargs="*", default=[], help="more node -p NAME:=VALUE pairs")
     args = ap.parse_args()
 
-    from imkd_ros.testing import NodeProcess, TopicCollector, lease_domain, loopback_ros_env
-
     lease = lease_domain()
     env = loopback_ros_env(lease.domain_id)
     os.environ.update(env)
-    from diagnostic_msgs.msg import DiagnosticArray
-
     extra = [x for kv in args.extra for x in ("-p", kv)]
     node = NodeProcess("imkd_ros.ros.detector_node", env, name="detector", ros_args=[
         "--params-file", str(ROOT / "config" / "detector.yaml"), "-r", "__ns:=/perception",

@@ -33,7 +33,7 @@ def source_root() -> Path | None:
 def _ament_prefixes() -> list[Path]:
     """Install prefixes that register this package in the ament resource index."""
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix  # noqa: PLC0415  (optional: ament_index_python only in a colcon install)
     except ImportError:
         marker = Path("share", "ament_index", "resource_index", "packages", PACKAGE)
         return [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)

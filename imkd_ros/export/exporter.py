@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
 import torch
 from torch import Tensor, nn
 
+import imkd_ros.ops.bev_pool  # noqa: F401
 from imkd_ros.export import onnx_ops
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
 
@@ -78,8 +81,7 @@ class BevPoolModule(nn.Module):
 
 
 def bev_pool_op_spec(depth: Tensor, feat: Tensor, geometry: BevPoolGeometry) -> ExportSpec:
-    import imkd_ros.ops.bev_pool  # noqa: F401
-    from imkd_ros.export.student import META_INTERVALS_MAX, META_POINTS_MAX, META_PRECISION
+    from imkd_ros.export.student import META_INTERVALS_MAX, META_POINTS_MAX, META_PRECISION  # noqa: PLC0415  (cycle: export.student imports exporter)
 
     p_max = depth.numel()
     meta = {META_POINTS_MAX: str(p_max),
@@ -97,7 +99,6 @@ def bev_pool_op_spec(depth: Tensor, feat: Tensor, geometry: BevPoolGeometry) -> 
 
 def export_program(spec: ExportSpec) -> torch.export.ExportedProgram:
     """torch.export with the geometry dims dynamic; bev_pool stays one node."""
-    import imkd_ros.ops.bev_pool  # noqa: F401
 
     spec.module.eval()
     with torch.no_grad():
@@ -123,7 +124,6 @@ def export_onnx(spec: ExportSpec, path: str | Path | None = None,
 
     ``spec.metadata`` goes into metadata_props (the engine builder reads the profile bounds).
     """
-    import onnx
 
     program = program or export_program(spec)
     onnx_program = torch.onnx.export(
@@ -160,7 +160,6 @@ def _flatten_outputs(out: Any) -> list[Tensor]:
 def onnx_max_abs_diff(model: Any, spec: ExportSpec, args: Sequence[Tensor] | None = None,
                       threads: int = 1) -> dict[str, float]:
     """Max |ONNX (onnxruntime CPU) - PyTorch| per output for ``args`` (default: spec.args)."""
-    import numpy as np
 
     args = tuple(spec.args if args is None else args)
     session = onnx_ops.ort_session(model, threads=threads)

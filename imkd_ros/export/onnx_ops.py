@@ -17,6 +17,17 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import onnx
+import onnxruntime as ort
+import onnxscript
+import torch
+from onnx import helper
+from onnx.defs import OpSchema
+from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
+
+import imkd_ros.ops.bev_pool  # noqa: F401  (defines torch.ops.imkd.bev_pool)
+
 if TYPE_CHECKING:
     import onnx
 
@@ -38,8 +49,6 @@ def register_schema() -> None:
     global _SCHEMA_REGISTERED
     if _SCHEMA_REGISTERED:
         return
-    import onnx
-    from onnx.defs import OpSchema
 
     formal = OpSchema.FormalParameter
     attr = OpSchema.Attribute
@@ -79,10 +88,6 @@ def register_schema() -> None:
 
 def custom_translation_table() -> dict[Any, Any]:
     """``custom_translation_table`` for torch.onnx.export(dynamo=True): bev_pool -> BevPool."""
-    import onnxscript
-    import torch
-
-    import imkd_ros.ops.bev_pool  # noqa: F401  (defines torch.ops.imkd.bev_pool)
 
     register_schema()
     opset = onnxscript.values.Opset(DOMAIN, OPSET_VERSION)
@@ -106,8 +111,6 @@ def index_add_to_onnx(self, dim: int, index, source, alpha: float = 1.0):
     poorly (reduction ignored in 8.6, onnx-tensorrt issue 957) and onnxruntime's CPU provider
     cannot run in fp16; ScatterElements with a reduction maps to TensorRT's ScatterElements plugin.
     """
-    import onnx
-    import onnxscript
 
     op: Any = onnxscript.opset18  # traced by the exporter; its static tensor types don't apply
     rank = len(source.shape)
@@ -140,8 +143,6 @@ def rename_dynamic_dims(model: onnx.ModelProto, names: dict[str, str]) -> None:
 
 
 def _is_fp16_node(model: onnx.ModelProto, node: onnx.NodeProto) -> bool:
-    import onnx
-
     feat = node.input[1]
     for graph in (model.graph, onnx.shape_inference.infer_shapes(model).graph):
         for v in (*graph.input, *graph.value_info):
@@ -156,8 +157,6 @@ def to_ort_contrib(model: onnx.ModelProto) -> onnx.ModelProto:
     onnxruntime-extensions' Python ops have no float16, so an fp16 BevPool is wrapped in Casts
     (fp16 -> fp32 -> op -> fp16) in the copy.
     """
-    import onnx
-    from onnx import helper
 
     out = copy.deepcopy(model)
     nodes = []
@@ -202,14 +201,8 @@ def register_ort_bev_pool() -> str:
     ``SessionOptions.register_custom_ops_library``.
     """
     global _ORT_REGISTERED
-    from onnxruntime_extensions import PyCustomOpDef, get_library_path, onnx_op
 
     if not _ORT_REGISTERED:
-        import numpy as np
-        import torch
-
-        import imkd_ros.ops.bev_pool  # noqa: F401
-
         i32 = PyCustomOpDef.dt_int32
         attrs = {"batch": PyCustomOpDef.dt_int64, "bev_h": PyCustomOpDef.dt_int64,
                  "bev_w": PyCustomOpDef.dt_int64}
@@ -229,8 +222,6 @@ def register_ort_bev_pool() -> str:
 
 def ort_session(model: onnx.ModelProto | str, threads: int = 1) -> Any:
     """onnxruntime CPU session for an exported model, BevPool served by the Python op."""
-    import onnx
-    import onnxruntime as ort
 
     if isinstance(model, str):
         model = onnx.load(model)

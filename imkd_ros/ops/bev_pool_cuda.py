@@ -20,15 +20,21 @@ emulated) and the plugin by tests/deploy/test_trt_plugin.py; tools/gpu_validate.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+import imkd_ros.ops.bev_pool  # noqa: F401  (defines the ops)
 
 CSRC_DIR = Path(__file__).resolve().parent / "csrc"
 KERNEL_SOURCE = CSRC_DIR / "bev_pool_kernel.cu"
@@ -164,7 +170,7 @@ def load_torch_extension(verbose: bool = False, require_gpu: bool = True) -> Any
         raise CudaUnavailableError(f"cannot build the bev_pool CUDA extension: {reason}")
     if find_nvcc() is None:
         raise CudaUnavailableError("cannot build the bev_pool CUDA extension: nvcc not found")
-    from torch.utils import cpp_extension
+    from torch.utils import cpp_extension  # noqa: PLC0415  (optional: cpp_extension pulls setuptools; only to build kernels)
 
     if not cpp_extension.is_ninja_available():  # e.g. a bare GPU box: torch does not bring ninja
         return build_torch_extension_direct(verbose=verbose)
@@ -189,12 +195,8 @@ def build_torch_extension_direct(build_dir: str | Path | None = None, verbose: b
 
     Arch from TORCH_CUDA_ARCH_LIST ("9.0;8.7") or the current device; cached by source hash.
     """
-    import hashlib
-    import importlib.machinery
-    import importlib.util
-    import sysconfig
 
-    from torch.utils import cpp_extension
+    from torch.utils import cpp_extension  # noqa: PLC0415  (optional: cpp_extension pulls setuptools; only to build kernels)
 
     nvcc = find_nvcc()
     if nvcc is None:
@@ -249,7 +251,6 @@ def register_cuda_kernels(verbose: bool = False) -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    import imkd_ros.ops.bev_pool  # noqa: F401  (defines the ops)
 
     ext = load_torch_extension(verbose)
 
@@ -298,7 +299,7 @@ class CupyBevPool:
 
     def __init__(self, module_path: str | Path | None = None) -> None:
         try:
-            import cupy
+            import cupy  # noqa: PLC0415  (optional: cupy)
         except ImportError as exc:
             raise CudaUnavailableError(f"cupy is not installed ({exc})") from exc
         self._cp = cupy

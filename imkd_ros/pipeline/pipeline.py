@@ -18,6 +18,7 @@ import numpy as np
 from imkd_ros.constants import CAMERA_NAMES
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
 from imkd_ros.pipeline.transforms import TransformBuffer, TransformError
+from imkd_ros.pipeline.validate import cap_radar_points
 from imkd_ros.rig.intrinsics import decode_scale, scale_intrinsics
 from imkd_ros.types import Boxes, Frame
 
@@ -101,7 +102,7 @@ class DetectorPipeline:
         """(K for the decoded image size, cam_to_ego) or raise ValueError/TransformError."""
         if cam.intrinsics is None or cam.info_size is None:
             raise ValueError("no CameraInfo yet")
-        h, w = cam.image.shape[:2]
+        h, w = cast(np.ndarray, cam.image).shape[:2]  # the caller checked the image
         sx, sy = decode_scale(cam.info_size, (w, h))  # ValueError if the image is not this camera's
         k = scale_intrinsics(cam.intrinsics, sx, sy)
         cam_to_ego = self.tf.lookup(self.config.base_frame, cam.frame_id, cam.stamp_ns)
@@ -211,7 +212,6 @@ class DetectorPipeline:
 def cap_merged_radar(radar: np.ndarray, cap: int) -> np.ndarray:
     """At most ``cap`` rows of a merged (P, len(RADAR_FEATURES)) cloud: newest sweeps first, the
     sweep that no longer fits by usefulness (nearest / strongest), older ones dropped."""
-    from imkd_ros.pipeline.validate import cap_radar_points
 
     order = np.argsort(radar[:, 7], kind="stable")
     radar = radar[order]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imkd_ros.constants import RADAR_PCD_FIELDS
 from imkd_ros.types import RADAR_FEATURES
 
 
@@ -70,7 +71,6 @@ def radar_point_filter(points: np.ndarray, invalid_states: tuple[int, ...] = (0,
                        ambig_states: tuple[int, ...] = (3,)) -> np.ndarray:
     """Mask of usable ARS408 points in an (N, 18) nuScenes-field array: the devkit's default filter
     (RadarPointCloud.from_file), applied identically in training data and on the car."""
-    from imkd_ros.constants import RADAR_PCD_FIELDS
 
     f = {n: i for i, n in enumerate(RADAR_PCD_FIELDS)}
     return (np.isin(points[:, f["invalid_state"]], invalid_states)

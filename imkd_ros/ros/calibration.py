@@ -76,7 +76,7 @@ def intrinsics_to_camera_info(
     K: np.ndarray, width: int, height: int, frame_id: str = "", stamp_ns: int = 0, D: Sequence[float] | None = None
 ) -> Any:
     """(3, 3) K and size -> sensor_msgs/CameraInfo (plumb_bob, R = I, P = [K | 0])."""
-    from sensor_msgs.msg import CameraInfo
+    from sensor_msgs.msg import CameraInfo  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     K = np.asarray(K, dtype=np.float64).reshape(3, 3)
     P = np.zeros((3, 4))
@@ -109,7 +109,7 @@ def transform_to_matrix(msg: Any) -> np.ndarray:
 
 def matrix_to_transform(matrix: np.ndarray, parent_frame: str, child_frame: str, stamp_ns: int = 0) -> Any:
     """(4, 4) rigid child -> parent matrix -> geometry_msgs/TransformStamped."""
-    from geometry_msgs.msg import TransformStamped
+    from geometry_msgs.msg import TransformStamped  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     m = np.asarray(matrix, np.float64)
     if m.shape != (4, 4):

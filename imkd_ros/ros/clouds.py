@@ -149,7 +149,7 @@ def dtype_to_fields(dtype: np.dtype) -> tuple[list[tuple[str, int, int, int]], b
 
 def array_to_pointcloud2(points: np.ndarray, frame_id: str = "", stamp_ns: int = 0) -> Any:
     """Structured (N,) or organised (H, W) array -> sensor_msgs/PointCloud2 (same layout and byte order)."""
-    from sensor_msgs.msg import PointCloud2, PointField
+    from sensor_msgs.msg import PointCloud2, PointField  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     arr = np.asarray(points)
     spec, big = dtype_to_fields(arr.dtype)

@@ -37,7 +37,7 @@ def class_name(label: int) -> str:
 
 
 def _pose(center: np.ndarray, yaw: float, template: Any = None) -> Any:
-    from geometry_msgs.msg import Point, Pose, Quaternion
+    from geometry_msgs.msg import Point, Pose, Quaternion  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     qx, qy, qz, qw = yaw_quat_xyzw(yaw)
     pose = Pose() if template is None else clone(template)
@@ -52,8 +52,8 @@ def boxes_to_detection3d_array(boxes: Boxes, frame_id: str, stamp_ns: int) -> An
     One hypothesis per detection: class_id = nuScenes class name, score; its pose = the box pose.
     bbox.size = (l, w, h) along the box x/y/z axes (nuScenes size is (w, l, h)); id = track id or "".
     """
-    from geometry_msgs.msg import Pose, PoseWithCovariance, Vector3
-    from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose
+    from geometry_msgs.msg import Pose, PoseWithCovariance, Vector3  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from vision_msgs.msg import BoundingBox3D, Detection3D, Detection3DArray, ObjectHypothesis, ObjectHypothesisWithPose  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     header = make_header(frame_id, stamp_ns)
     out = Detection3DArray(header=header)
@@ -109,8 +109,8 @@ def detection3d_array_to_boxes(det_array: Any) -> Boxes:
 
 def boxes_to_object3d_array(boxes: Boxes, frame_id: str, stamp_ns: int) -> Any:
     """Boxes -> imkd_msgs/Object3DArray (keeps velocity, attribute and the nuScenes (w, l, h) size)."""
-    from geometry_msgs.msg import Point
-    from imkd_msgs.msg import Object3D, Object3DArray
+    from geometry_msgs.msg import Point  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from imkd_msgs.msg import Object3D, Object3DArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     objs = []
     for i in range(len(boxes)):

@@ -23,6 +23,7 @@ from imkd_ros.pipeline import FrameDetector, InferenceWorker
 from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
+from imkd_ros.runtime import create_detector
 from imkd_ros.share import share_file
 from imkd_ros.sync import SyncedKeyframe
 
@@ -40,7 +41,6 @@ def make_detector(params: NodeParams) -> tuple[FrameDetector, str]:
     ``model`` / ``model_override`` name a checkpoint or a TensorRT engine (runtime.model_file);
     empty means the shipped student. Errors: ModelFileError / BackendUnavailableError, one line.
     """
-    from imkd_ros.runtime import create_detector
 
     model = params.model_path or str(shipped_student())
     detector, why = create_detector(model, backend=params.backend, precision=params.precision)
@@ -51,13 +51,13 @@ class DetectorNode:
     """Owns the rclpy wiring; built by `main` (or a test) with an optional injected detector."""
 
     def __init__(self, node: Any, detector: FrameDetector | None = None) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from imkd_msgs.msg import DetectorStatus, Object3DArray
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
-        from tf2_msgs.msg import TFMessage
-        from vision_msgs.msg import Detection3DArray
-        from visualization_msgs.msg import MarkerArray
+        from diagnostic_msgs.msg import DiagnosticArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from imkd_msgs.msg import DetectorStatus, Object3DArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from tf2_msgs.msg import TFMessage  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from vision_msgs.msg import Detection3DArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+        from visualization_msgs.msg import MarkerArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
         self.node = node
         self.log = node.get_logger()
@@ -105,7 +105,7 @@ class DetectorNode:
         self._poll_timer = node.create_timer(0.02, self._poll)
         # Diagnostics on the steady clock: with use_sim_time they must not slow down with a slow
         # replay, nor stop when /clock stops (that is when an operator most needs them).
-        from rclpy.clock import Clock, ClockType
+        from rclpy.clock import Clock, ClockType  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
         self._diag_timer = node.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -201,7 +201,7 @@ class DetectorNode:
         return top.level, top.message
 
     def _publish_diagnostics(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
         level, message, kv = self.diagnostics()
         name = self.node.get_fully_qualified_name()
@@ -221,8 +221,8 @@ class DetectorNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
+    import rclpy  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from rclpy.executors import ExternalShutdownException  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("imkd_detector")

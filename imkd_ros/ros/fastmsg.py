@@ -66,7 +66,7 @@ def clone(template: Any) -> Any:
 
 def make_points(xyz: np.ndarray) -> list[Any]:
     """(N, 3) -> [geometry_msgs/Point]."""
-    from geometry_msgs.msg import Point
+    from geometry_msgs.msg import Point  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     vals = np.asarray(xyz, np.float64).reshape(-1, 3).tolist()
     if not FAST_MSGS or flat_fields(Point) != ("x", "y", "z"):

@@ -42,9 +42,11 @@ from imkd_ros.pipeline.validate import (
     radar_violations,
 )
 from imkd_ros.rig.intrinsics import REDUCE_FACTORS, reduced_size, scale_intrinsics
+from imkd_ros.rig.rig import Rig
 from imkd_ros.ros import calibration, clouds, images, msgutil
 from imkd_ros.ros.params import NodeParams
 from imkd_ros.sync import SyncConfig, SyncedKeyframe, SyncPolicy
+from imkd_ros.types import Frame
 
 _F = {name: i for i, name in enumerate(RADAR_PCD_FIELDS)}
 
@@ -302,8 +304,6 @@ class DetectionFrontend:
     def warmup(self) -> float:
         """One inference on a blank frame of the default rig, so the first real keyframe does not pay
         for lazy initialisation (allocator, thread pools, kernels); returns its seconds."""
-        from imkd_ros.rig.rig import Rig
-        from imkd_ros.types import Frame
 
         rig = Rig.default()
         sizes, ks = [], []
@@ -324,8 +324,6 @@ class DetectionFrontend:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def load_calibration_yaml(self, path: str) -> None:
-        from imkd_ros.rig.rig import Rig
-
         rig = Rig.from_yaml(path)
         specs: list[Any] = [*rig.cameras, *rig.radars]  # CameraSpec | RadarSpec: name, to_ego
         for spec in specs:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 
 from imkd_ros.rig.intrinsics import REDUCE_FACTORS
 from imkd_ros.ros.msgutil import as_u8, make_header, set_u8
@@ -108,7 +109,6 @@ def box_reduce(rgb: np.ndarray, reduce: int) -> np.ndarray:
     _check_reduce(reduce)
     if reduce == 1:
         return rgb
-    from PIL import Image as PILImage
 
     return np.asarray(PILImage.fromarray(np.ascontiguousarray(rgb)).reduce(reduce))
 
@@ -127,7 +127,7 @@ def image_to_rgb(msg: Any, *, copy: bool = False, reduce: int = 1) -> np.ndarray
 
 def rgb_to_image(rgb: np.ndarray, frame_id: str = "", stamp_ns: int = 0, encoding: str = "rgb8") -> Any:
     """(H, W, 3) uint8 RGB -> sensor_msgs/Image in ``encoding`` (rgb8, bgr8, rgba8, bgra8, mono8)."""
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -191,8 +191,6 @@ def _decode_jpeg_cv2(data: np.ndarray, reduce: int) -> np.ndarray | None:
 
 
 def _decode_pil(data: np.ndarray, kind: str, reduce: int) -> np.ndarray:
-    from PIL import Image as PILImage
-
     try:
         src = PILImage.open(io.BytesIO(data.tobytes()))
         w, h = src.size
@@ -246,8 +244,7 @@ def rgb_to_compressed(
     rgb: np.ndarray, frame_id: str = "", stamp_ns: int = 0, fmt: str = "jpeg", quality: int = 90
 ) -> Any:
     """(H, W, 3) uint8 RGB -> sensor_msgs/CompressedImage (format "jpeg" or "png")."""
-    from PIL import Image as PILImage
-    from sensor_msgs.msg import CompressedImage
+    from sensor_msgs.msg import CompressedImage  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     kind = _compressed_kind(fmt)
     buf = io.BytesIO()

@@ -57,10 +57,10 @@ def boxes_to_marker_array(
     box edges (per-vertex class colours), a TEXT_VIEW_FACING "class score" per box, and an ARROW per
     box moving faster than ``min_speed`` m/s (from the box centre, 1 s of motion long).
     """
-    from builtin_interfaces.msg import Duration
-    from geometry_msgs.msg import Point, Vector3
-    from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker, MarkerArray
+    from builtin_interfaces.msg import Duration  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from geometry_msgs.msg import Point, Vector3  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from std_msgs.msg import ColorRGBA  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+    from visualization_msgs.msg import Marker, MarkerArray  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     header = make_header(frame_id, stamp_ns)
     sec = int(lifetime_s)

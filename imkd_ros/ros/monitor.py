@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from imkd_msgs.msg import DetectorStatus, Object3DArray
+from rclpy.executors import ExternalShutdownException
+
+from imkd_ros.ros import detections, msgutil
 
 
 def _boxes_json(boxes: Any) -> dict:
@@ -24,13 +30,6 @@ def _boxes_json(boxes: Any) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from imkd_msgs.msg import DetectorStatus, Object3DArray
-    from rclpy.executors import ExternalShutdownException
-
-    from imkd_ros.ros import detections, msgutil
-
     parser = argparse.ArgumentParser(prog="imkd_ros.ros.monitor")
     parser.add_argument("--ns", default="/perception/imkd_detector", help="the detector node's name")
     parser.add_argument("--gt", default="/ground_truth/objects")

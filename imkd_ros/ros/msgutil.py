@@ -19,7 +19,7 @@ def time_to_ns(stamp: Any) -> int:
 
 def ns_to_time(ns: int) -> Any:
     """int nanoseconds -> builtin_interfaces/Time."""
-    from builtin_interfaces.msg import Time
+    from builtin_interfaces.msg import Time  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     sec, nsec = divmod(int(ns), 1_000_000_000)
     return Time(sec=sec, nanosec=nsec)
@@ -27,7 +27,7 @@ def ns_to_time(ns: int) -> Any:
 
 def make_header(frame_id: str, stamp_ns: int) -> Any:
     """std_msgs/Header for ``frame_id`` at ``stamp_ns``."""
-    from std_msgs.msg import Header
+    from std_msgs.msg import Header  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     return Header(frame_id=frame_id, stamp=ns_to_time(stamp_ns))
 

@@ -6,8 +6,11 @@ stops the node at start-up with the parameter's name instead of failing later on
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+import yaml
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES
 
@@ -177,7 +180,6 @@ def cli_overrides(argv: list[str]) -> dict[str, Any]:
     Why: when a params file sets the same parameter, rcl keeps both values in one variant and rclpy
     picks the file's double over a command-line string, so ``-p score_threshold:=high`` would be
     silently ignored; the command line is checked here so it is refused instead."""
-    import yaml
 
     out: dict[str, Any] = {}
     in_ros = False
@@ -203,9 +205,8 @@ def cli_overrides(argv: list[str]) -> dict[str, Any]:
 def declare_and_read(node: Any, argv: list[str] | None = None) -> NodeParams:
     """Declare every NodeParams field on an rclpy node (with descriptors) and read it back, typed;
     ParameterError for a wrong-typed value, also one given with -p next to a params file."""
-    import sys
 
-    from rcl_interfaces.msg import ParameterDescriptor
+    from rcl_interfaces.msg import ParameterDescriptor  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     cli = cli_overrides(list(sys.argv if argv is None else argv))
     defaults = NodeParams()

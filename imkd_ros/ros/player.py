@@ -25,12 +25,12 @@ def message_class(type_name: str) -> Any:
 def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = True, start_delay: float = 0.5,
          topics: list[str] | None = None, wait_subscribers: list[str] | None = None,
          wait_timeout: float = 30.0, node_name: str = "imkd_player", max_loops: int = 0) -> int:
-    import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-    from rosbags.highlevel import AnyReader
-    from rosgraph_msgs.msg import Clock
+    import rclpy  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
+    from rosbags.highlevel import AnyReader  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
+    from rosgraph_msgs.msg import Clock  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
 
-    from imkd_ros.bag import make_typestore
+    from imkd_ros.bag import make_typestore  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
 
     if rate <= 0:
         raise ValueError("--rate must be > 0")
@@ -85,7 +85,7 @@ def play(bag: Path, rate: float = 1.0, loop: bool = False, clock: bool = True, s
 
 
 def _time_msg(ns: int) -> Any:
-    from builtin_interfaces.msg import Time
+    from builtin_interfaces.msg import Time  # noqa: PLC0415  (optional: ROS; `imkd play --help` imports add_arguments)
 
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 

@@ -20,8 +20,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from imkd_ros.model.preprocess import Preprocessor
 from imkd_ros.model.student_io import StudentInputs
+from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason
 from imkd_ros.rig.intrinsics import pick_decode_reduce
+from imkd_ros.runtime.engine import require_tensorrt
+from imkd_ros.runtime.torch_backend import TorchBackend
+from imkd_ros.runtime.trt_plugins import plugin_library_path
 from imkd_ros.types import Boxes, Frame
 
 if TYPE_CHECKING:
@@ -59,8 +64,6 @@ class Detector:
     """Frame -> Boxes through a Backend (implements imkd_ros.pipeline's FrameDetector)."""
 
     def __init__(self, student: Student, backend: Backend, reason: str = "") -> None:
-        from imkd_ros.model.preprocess import Preprocessor
-
         self.student = student.eval()
         self.cfg = student.cfg
         self.backend = backend
@@ -106,15 +109,12 @@ class Detector:
 
 def cuda_status() -> str | None:
     """None when torch can use a CUDA GPU, else why not."""
-    from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason
 
     return cuda_unavailable_reason()
 
 
 def tensorrt_status() -> str | None:
     """None when TensorRT imports and our plugin library is built, else why not."""
-    from imkd_ros.runtime.engine import require_tensorrt
-    from imkd_ros.runtime.trt_plugins import plugin_library_path
 
     try:
         require_tensorrt()
@@ -131,21 +131,18 @@ def tensorrt_status() -> str | None:
 def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -> Backend:
     """The named backend; raises BackendUnavailableError naming what is missing."""
     if name == "torch-cpu":
-        from imkd_ros.runtime.torch_backend import TorchBackend
-
         return TorchBackend("cpu", precision)
     if name == "torch-cuda":
         reason = cuda_status()
         if reason:
             raise BackendUnavailableError(f"backend torch-cuda: {reason}")
-        from imkd_ros.runtime.torch_backend import TorchBackend
 
         return TorchBackend("cuda", precision, cuda_graph=cuda_graph)
     if name == "tensorrt":
         missing = [r for r in (cuda_status(), tensorrt_status()) if r]
         if missing:
             raise BackendUnavailableError("backend tensorrt: " + "; ".join(missing))
-        from imkd_ros.runtime.tensorrt_backend import TensorRTBackend
+        from imkd_ros.runtime.tensorrt_backend import TensorRTBackend  # noqa: PLC0415  (cycle: tensorrt_backend imports base)
 
         return TensorRTBackend(precision, cuda_graph=cuda_graph)
     raise ValueError(f"unknown backend {name!r} (one of auto, {', '.join(BACKEND_NAMES)})")

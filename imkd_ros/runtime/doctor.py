@@ -21,8 +21,22 @@ from dataclasses import dataclass
 
 import torch
 
+from imkd_ros.model import Student, load_config, load_student
+from imkd_ros.model.synthetic import random_frame
 from imkd_ros.ops import BevGrid, compute_bev_pool_geometry
+from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
+from imkd_ros.ops.bev_pool_cuda import (
+    CudaUnavailableError,
+    CupyBevPool,
+    build_ptx,
+    cuda_unavailable_reason,
+    device_arch,
+    find_nvcc,
+    try_register_cuda_kernels,
+)
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
+from imkd_ros.runtime.base import BackendUnavailableError, Detector, cuda_status, make_backend, tensorrt_status
+from imkd_ros.runtime.torch_backend import TorchBackend
 
 
 @dataclass
@@ -44,9 +58,6 @@ def _version(module: str) -> str | None:
 
 
 def environment() -> list[Check]:
-    from imkd_ros.ops.bev_pool_cuda import find_nvcc
-    from imkd_ros.runtime.base import cuda_status, tensorrt_status
-
     out = [Check("python", "info", platform.python_version()),
            Check("torch", "info", f"{torch.__version__} (CUDA build: {torch.version.cuda or 'none'})")]
     cuda = cuda_status()
@@ -90,8 +101,6 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_cuda_kernel() -> list[Check]:
     """Torch-extension CUDA kernel vs the CPU op (fwd + bwd, fp32 + fp16)."""
-    from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
-    from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason, try_register_cuda_kernels
 
     reason = cuda_unavailable_reason()
     if reason:
@@ -120,8 +129,6 @@ def check_cuda_kernel() -> list[Check]:
 
 def check_cupy_kernel() -> list[Check]:
     """The PTX (what TensorRT embeds) through CuPy vs the CPU op, sparse and dense kernels."""
-    from imkd_ros.ops.bev_pool import bev_pool
-    from imkd_ros.ops.bev_pool_cuda import CudaUnavailableError, CupyBevPool, build_ptx, device_arch
 
     try:
         arch = device_arch()
@@ -159,8 +166,6 @@ def time_it(fn: Callable[[], object], warmup: int = 3, iters: int = 20, cuda: bo
 
 
 def load_student_for_checks(checkpoint: str | None, config: str):
-    from imkd_ros.model import Student, load_config, load_student
-
     if checkpoint:
         return load_student(checkpoint), f"checkpoint {checkpoint}"
     torch.manual_seed(0)
@@ -169,13 +174,10 @@ def load_student_for_checks(checkpoint: str | None, config: str):
 
 def check_backends(checkpoint: str | None, config: str, iters: int = 20) -> list[Check]:
     """Each backend's head outputs vs torch-cpu, and its latency (network only)."""
-    from imkd_ros.runtime.base import BackendUnavailableError, Detector, make_backend
-    from imkd_ros.runtime.torch_backend import TorchBackend
 
     student, what = load_student_for_checks(checkpoint, config)
     out = [Check("model", "info", what)]
     ref_det = Detector(student, TorchBackend("cpu"))
-    from imkd_ros.model.synthetic import random_frame
 
     inputs = ref_det.inputs([random_frame(0)])
     ref = ref_det.backend.infer(inputs)

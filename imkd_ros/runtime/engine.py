@@ -36,6 +36,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from imkd_ros.ops import bev_pool_cuda
 from imkd_ros.ops.bev_pool_geometry import GEOMETRY_INPUTS
 from imkd_ros.runtime import trt_plugins
 
@@ -66,7 +69,7 @@ def require_tensorrt() -> str:
     hint = ("pip install tensorrt-cu12 / tensorrt-cu13 from NVIDIA's index, or use JetPack's "
             "python3-libnvinfer")
     try:
-        import tensorrt as trt
+        import tensorrt as trt  # noqa: PLC0415  (optional: TensorRT)
     except ImportError as exc:
         raise ImportError(f"TensorRT is not installed ({hint}): {exc}") from exc
     if not hasattr(trt, "Builder"):  # e.g. only tensorrt-stubs: a namespace package, no library
@@ -107,7 +110,6 @@ class EngineTarget:
 
 def current_target(trt_version: str, device: int = 0) -> EngineTarget:
     """EngineTarget of CUDA device ``device`` (raises RuntimeError without a GPU)."""
-    import torch
 
     if not torch.cuda.is_available():
         raise RuntimeError("no CUDA GPU visible: TensorRT engines are built and run on the GPU")
@@ -117,9 +119,10 @@ def current_target(trt_version: str, device: int = 0) -> EngineTarget:
 
 def plugin_fingerprint(library: Path) -> dict[str, str]:
     """Hashes of what the BevPool plugin is made of: kernel + plugin sources and the built .so."""
-    from imkd_ros.ops.bev_pool_cuda import KERNEL_SOURCE, TRT_PLUGIN_SOURCE
 
-    src = hashlib.sha256(KERNEL_SOURCE.read_bytes() + TRT_PLUGIN_SOURCE.read_bytes()).hexdigest()
+    # Read through the module at call time (a rebuilt .cu, or a test's copy, changes the key).
+    sources = bev_pool_cuda.KERNEL_SOURCE.read_bytes() + bev_pool_cuda.TRT_PLUGIN_SOURCE.read_bytes()
+    src = hashlib.sha256(sources).hexdigest()
     return {"kernel_source": src, "plugin_library": trt_plugins.file_sha256(library)}
 
 
@@ -197,10 +200,10 @@ def check_precision(onnx_model: Any, precision: str) -> None:
 
 def build_engine(onnx_path: str | Path, cfg: EngineConfig, target: EngineTarget | None = None) -> bytes:
     """Parse the ONNX (BevPool -> our plugin) and build a serialized strongly typed engine."""
-    import onnx
+    import onnx  # noqa: PLC0415  (optional: onnx only to build an engine)
 
     trt_version = require_tensorrt()
-    import tensorrt as trt
+    import tensorrt as trt  # noqa: PLC0415  (optional: TensorRT)
 
     target = target or current_target(trt_version)
 

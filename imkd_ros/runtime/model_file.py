@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from imkd_ros.model.imkd import load_student
+
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -60,7 +62,6 @@ def resolve_model_file(model: str | Path) -> ModelFile:
 
 def load_student_checkpoint(path: Path):  # -> imkd_ros.model.imkd.Student
     """The Student of a checkpoint, or ModelFileError saying why the file is not one."""
-    from imkd_ros.model.imkd import load_student
 
     try:
         return load_student(path)

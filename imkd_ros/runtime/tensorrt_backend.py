@@ -22,6 +22,7 @@ import torch
 from imkd_ros.model.student_io import StudentInputs, unflatten_head
 from imkd_ros.runtime.base import BackendUnavailableError
 from imkd_ros.runtime.engine import EngineConfig, get_or_build_engine, student_onnx_path
+from imkd_ros.runtime.trt_runner import TensorRTRunner
 
 if TYPE_CHECKING:
     from imkd_ros.model.imkd import Student
@@ -58,8 +59,6 @@ class TensorRTBackend:
         return path
 
     def load(self, student: Student) -> None:
-        from imkd_ros.runtime.trt_runner import TensorRTRunner
-
         engine = self.engine_path or get_or_build_engine(self.onnx_for(student), self.engine_config)
         self.runner = TensorRTRunner(engine, cuda_graph=self.cuda_graph,
                                      plugin_library=self.engine_config.plugin_library)

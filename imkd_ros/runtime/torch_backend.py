@@ -11,6 +11,7 @@ UNVERIFIED on GPU: the CUDA paths were written without a GPU; the CPU path is te
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import logging
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor
 
 from imkd_ros.model.student_io import MODEL_INPUTS, StudentInputs, unflatten_head
+from imkd_ros.ops.bev_pool_cuda import try_register_cuda_kernels
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
 
 if TYPE_CHECKING:
@@ -66,8 +68,6 @@ class TorchBackend:
 
     def load(self, student: Student) -> None:
         if self.device.type == "cuda":
-            from imkd_ros.ops.bev_pool_cuda import try_register_cuda_kernels
-
             why = try_register_cuda_kernels()
             self.kernel_note = "bev_pool: CUDA kernel" if why is None else f"bev_pool: torch fallback ({why})"
             log.info(self.kernel_note)
@@ -139,6 +139,5 @@ class TorchBackend:
 
 def _copy_module(student: Student) -> Student:
     """A copy for another device, so the caller's CPU model (geometry, decode) stays on CPU."""
-    import copy
 
     return copy.deepcopy(student)

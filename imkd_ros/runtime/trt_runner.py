@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 def torch_dtype(dtype: Any) -> torch.dtype:
     """torch dtype of a tensorrt.DataType."""
-    import tensorrt as trt
+    import tensorrt as trt  # noqa: PLC0415  (optional: TensorRT)
 
     table: dict[Any, torch.dtype] = {
         trt.DataType.FLOAT: torch.float32,
@@ -48,7 +48,7 @@ def torch_dtype(dtype: Any) -> torch.dtype:
 def load_engine(engine_path: str | Path, plugin_library: str | Path | None = None) -> tuple[Any, Any, Any]:
     """(logger, runtime, engine): plugins registered, then the engine deserialised."""
     require_tensorrt()
-    import tensorrt as trt
+    import tensorrt as trt  # noqa: PLC0415  (optional: TensorRT)
 
     logger = trt.Logger(trt.Logger.WARNING)
     init_plugins(trt, logger, plugin_library)  # before every deserialisation, in every process
@@ -67,7 +67,7 @@ class TensorRTRunner:
                  plugin_library: str | Path | None = None) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError("TensorRT runner needs a CUDA GPU visible to torch")
-        import tensorrt as trt
+        import tensorrt as trt  # noqa: PLC0415  (optional: TensorRT)
 
         self.device = torch.device("cuda", device)
         with torch.cuda.device(self.device):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES
 
@@ -195,7 +195,7 @@ class _CameraSet:
         self.cstamps: list[int | None] = [None] * n
         self.count = 0
         self.lo = self.hi = self.clo = self.chi = 0
-        self.opened = 0  # `now` when the set opened (timeout reference)
+        self.opened: int | None = 0  # `now` when the set opened (timeout reference)
 
     def _bounds(self) -> None:
         present = [t for t in self.stamps if t is not None]
@@ -446,7 +446,7 @@ class SyncPolicy:
                 best, best_d = s, d
         if best is None:
             for s in occupied:
-                own = s.cstamps[camera]
+                own = cast(int, s.cstamps[camera])  # occupied: this camera's slot is set
                 if abs(c - own) > spread and not self._free_running(camera):
                     continue  # another cycle of this camera, not an extra frame of this one
                 others = s.others(camera)
@@ -488,12 +488,12 @@ class SyncPolicy:
         present = [k for k, t in enumerate(s.stamps) if t is not None and not self._free_running(k)]
         if len(present) < 2:
             return
-        corrected = sorted(s.stamps[k] - self._offset[k] for k in present)
+        corrected = sorted(cast(int, s.stamps[k]) - self._offset[k] for k in present)
         mid = len(corrected) // 2  # median: one odd view does not shift everyone's phase
         mean = corrected[mid] if len(corrected) % 2 else (corrected[mid - 1] + corrected[mid]) / 2
         lim = self.config.max_spread_ns
         for k in present:
-            r = (s.stamps[k] - self._offset[k]) - mean
+            r = (cast(int, s.stamps[k]) - self._offset[k]) - mean
             a = 1.0 if self._offset_n[k] == 0 else _PHASE_ALPHA
             self._offset[k] = min(max(self._offset[k] + a * r, -lim), lim)
             self._offset_n[k] += 1

@@ -13,6 +13,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from imkd_ros.runtime import trt_plugins
+
 
 class FakeTensorRT(types.ModuleType):
     def __init__(self, version: str = "10.3.0") -> None:
@@ -152,7 +154,6 @@ class FakeTensorRT(types.ModuleType):
 
 def install(monkeypatch: Any, version: str = "10.3.0") -> FakeTensorRT:
     """Put a fresh FakeTensorRT into sys.modules and forget loaded plugin libraries."""
-    from imkd_ros.runtime import trt_plugins
 
     fake = FakeTensorRT(version)
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", fake)

@@ -14,8 +14,13 @@ import onnx
 import pytest
 import torch
 
+from imkd_ros.cli import main
+from imkd_ros.export.exporter import export_onnx
+from imkd_ros.export.student import student_spec
 from imkd_ros.model import Student, load_config
 from imkd_ros.model.student_io import GEOMETRY_INPUTS, example_inputs, points_max
+from imkd_ros.ops import bev_pool_cuda
+from imkd_ros.runtime import BackendUnavailableError
 from imkd_ros.runtime import engine as engine_mod
 from imkd_ros.runtime.engine import (
     EngineConfig,
@@ -24,6 +29,8 @@ from imkd_ros.runtime.engine import (
     geometry_profile,
     get_or_build_engine,
 )
+from imkd_ros.runtime.tensorrt_backend import TensorRTBackend
+from imkd_ros.runtime.trt_runner import load_engine
 from tests.deploy import fake_tensorrt
 
 ORIN = EngineTarget("10.3.0", "Orin (nvgpu)", "8.7")
@@ -38,9 +45,6 @@ def student() -> Student:
 
 @pytest.fixture(scope="module")
 def student_onnx(student: Student, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from imkd_ros.export.exporter import export_onnx
-    from imkd_ros.export.student import student_spec
-
     path = tmp_path_factory.mktemp("onnx") / "student_fp16.onnx"
     export_onnx(student_spec(student, example_inputs(student), "fp16"), path)
     return path
@@ -97,7 +101,6 @@ def test_engine_build_on_student_onnx_loads_plugins_first_and_is_strongly_typed(
 def test_cache_key_tracks_kernel_plugin_tensorrt_and_gpu(
         student_onnx: Path, lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defect 5: a .cu fix, a rebuilt plugin, another TensorRT or GPU never reuses a stale engine."""
-    from imkd_ros.ops import bev_pool_cuda
 
     kernel = tmp_path / "bev_pool_kernel.cu"
     shutil.copyfile(bev_pool_cuda.KERNEL_SOURCE, kernel)
@@ -130,8 +133,6 @@ def test_int8_without_qdq_is_a_clear_error(student_onnx: Path, lib: Path, tmp_pa
 def test_runner_registers_plugins_before_every_deserialisation(
         lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Defect 2 (restart) and 'no nvcc at run time': two fresh processes, no compiler anywhere."""
-    from imkd_ros.ops import bev_pool_cuda
-    from imkd_ros.runtime.trt_runner import load_engine
 
     def no_compiler(*args: object, **kwargs: object) -> None:
         raise AssertionError("the runtime must not compile anything")
@@ -155,9 +156,6 @@ def test_runner_registers_plugins_before_every_deserialisation(
 
 
 def test_tensorrt_backend_without_exported_onnx_names_the_command(student: Student, tmp_path: Path) -> None:
-    from imkd_ros.runtime import BackendUnavailableError
-    from imkd_ros.runtime.tensorrt_backend import TensorRTBackend
-
     backend = TensorRTBackend("fp16", engine_config=EngineConfig(cache_dir=tmp_path))
     with pytest.raises(BackendUnavailableError, match="imkd export --format engine"):
         backend.onnx_for(student)
@@ -193,7 +191,6 @@ def test_fp16_onnx_keeps_index_math_fp32(student_onnx: Path) -> None:
 def test_export_engine_command_through_the_fake(lib: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """`imkd export --format engine --op-only`: ONNX -> runtime engine cache -> engine file."""
-    from imkd_ros.cli import main
 
     fake = fake_tensorrt.install(monkeypatch)
     monkeypatch.setenv("IMKD_TRT_PLUGIN_LIB", str(lib))

@@ -3,9 +3,15 @@ against the CPU op, the torch CUDA backend and the TensorRT engine against torch
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
 import pytest
 
 from imkd_ros.runtime import doctor
+from imkd_ros.runtime.base import cuda_status, tensorrt_status
 
 pytestmark = pytest.mark.gpu
 
@@ -35,12 +41,6 @@ def test_backends_match_torch_cpu() -> None:
 
 def test_tensorrt_plugin_matches_cpu_op(tmp_path) -> None:
     """The BevPool plugin alone through TensorRT (tools/gpu_validate.py's tensorrt step)."""
-    import importlib.util
-    import json
-    import sys
-    from pathlib import Path
-
-    from imkd_ros.runtime.base import cuda_status, tensorrt_status
 
     missing = [r for r in (cuda_status(), tensorrt_status()) if r]
     if missing:

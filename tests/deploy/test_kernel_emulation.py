@@ -17,6 +17,7 @@ import torch
 from imkd_ros.ops import BevGrid, bev_pool_naive, compute_bev_pool_geometry
 from imkd_ros.ops.bev_pool import bev_pool, bev_pool_backward
 from imkd_ros.ops.bev_pool_cuda import CSRC_DIR, feat_grad_plan
+from imkd_ros.ops.bev_pool_geometry import GeometryError
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
@@ -115,7 +116,6 @@ def test_backward_matches_cpu_op(emu, dtype: torch.dtype) -> None:
 def test_zero_length_interval_writes_nothing(emu) -> None:
     """Issue 13 defect 5: an empty interval (start 0, length 0) must not zero point 0's cell in
     the sparse kernel (the plugin's); validation refuses such a geometry before any kernel."""
-    from imkd_ros.ops.bev_pool_geometry import GeometryError
 
     geom, depth, feat = _case(seed=3)
     ref = _forward(emu, geom, depth, feat, dense=False)

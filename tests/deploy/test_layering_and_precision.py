@@ -8,10 +8,12 @@ from pathlib import Path
 
 import torch
 
-from imkd_ros.model import Student, load_config
+from imkd_ros.export import student as export_student
+from imkd_ros.model import Student, imkd, load_config, student_io
 from imkd_ros.model.student_io import example_inputs
 from imkd_ros.model.view_transform import _feature_cells
 from imkd_ros.ops.bev_pool_geometry import BevGrid, compute_bev_pool_geometry
+from imkd_ros.runtime.torch_backend import TorchBackend, geometry_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE_ROOMS = ("rig", "sync", "ops", "model", "pipeline", "runtime")
@@ -60,9 +62,6 @@ def test_core_rooms_never_import_export_ros_or_train() -> None:
 
 
 def test_one_student_export_and_contract_in_the_model_room() -> None:
-    from imkd_ros.export import student as export_student
-    from imkd_ros.model import imkd, student_io
-
     assert imkd.StudentExport is student_io.StudentExport
     assert export_student.StudentInputs is student_io.StudentInputs
     defs = [p for p in (ROOT / "imkd_ros").rglob("*.py") if "class StudentExport" in p.read_text()]
@@ -76,8 +75,6 @@ def _geometry(shift: float) -> object:
 
 
 def test_torch_backend_device_geometry_keyed_by_calibration_not_id() -> None:
-    from imkd_ros.runtime.torch_backend import TorchBackend, geometry_key
-
     backend = TorchBackend("cpu")
     backend.device = torch.device("meta")  # any device other than the geometry's
     a, b = _geometry(0.0), _geometry(0.0)

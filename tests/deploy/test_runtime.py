@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import imkd_ros.runtime as rt
 from imkd_ros.model import Student, load_config, save_checkpoint
 from imkd_ros.model.synthetic import random_frame
 from imkd_ros.runtime import (
@@ -19,6 +20,7 @@ from imkd_ros.runtime import (
     select_backend,
 )
 from imkd_ros.runtime.base import cuda_status, tensorrt_status
+from imkd_ros.runtime.torch_backend import TorchBackend
 from imkd_ros.types import Boxes
 
 
@@ -96,8 +98,6 @@ def test_cpu_with_fp16_request_runs_fp32_and_says_so() -> None:
 
 def test_auto_falls_back_when_the_tensorrt_engine_cannot_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 13 defect 1's symptom: `auto` on a TensorRT box must not fail at start."""
-    import imkd_ros.runtime as rt
-    from imkd_ros.runtime.torch_backend import TorchBackend
 
     class NoEngine:
         name, precision = "tensorrt-fp16", "fp16"

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import copy
 import io
+import shutil
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
 
+from imkd_ros.bag import make_typestore
 from imkd_ros.constants import RADAR_PCD_FIELDS
+from imkd_ros.ros.clouds import fields_to_dtype
 
 Mutation = Callable[[str, Any, float], Any]
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -27,10 +35,6 @@ def rewrite(src: Path, dst: Path, mutate: Mutation, extra: list[tuple[str, float
     ``extra``: (topic, at_s, make(template) -> message) adds a message on ``topic`` at ``at_s``
     (made from the first message of that topic). ``log_shift_ns(topic, t_s)`` delays a message's
     log time (its arrival in the player) without touching its stamp."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from imkd_ros.bag import make_typestore
 
     store = make_typestore()
     out: list[tuple[str, str, int, Any]] = []
@@ -52,8 +56,6 @@ def rewrite(src: Path, dst: Path, mutate: Mutation, extra: list[tuple[str, float
             out.append((topic, types[topic], t0 + int(at_s * 1e9), make(copy.deepcopy(templates[topic]))))
     out.sort(key=lambda m: m[2])
     if dst.exists():
-        import shutil
-
         shutil.rmtree(dst)
     writer = Writer(dst, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
@@ -67,8 +69,6 @@ def rewrite(src: Path, dst: Path, mutate: Mutation, extra: list[tuple[str, float
 
 # ---------------------------------------------------------------------------- radar
 def _radar_view(msg: Any) -> np.ndarray:
-    from imkd_ros.ros.clouds import fields_to_dtype
-
     dt = fields_to_dtype(msg.fields, msg.point_step, False)
     return np.frombuffer(np.asarray(msg.data, np.uint8).tobytes(), dt, count=msg.width * msg.height).copy()
 
@@ -106,9 +106,6 @@ assert "rcs" in RADAR_PCD_FIELDS and "vx_comp" in RADAR_PCD_FIELDS
 
 # ---------------------------------------------------------------------------- images
 def png_bomb_bytes(width: int = 20000, height: int = 20000) -> np.ndarray:
-    import struct
-    import zlib
-
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -130,7 +127,6 @@ def image_garbage(msg: Any) -> Any:
 
 def image_upscaled(msg: Any, width: int, height: int) -> Any:
     """The same view re-encoded at another resolution (same aspect as its CameraInfo)."""
-    from PIL import Image
 
     im = Image.open(io.BytesIO(np.asarray(msg.data, np.uint8).tobytes())).convert("RGB")
     buf = io.BytesIO()

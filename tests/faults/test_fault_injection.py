@@ -14,15 +14,25 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from imkd_msgs.msg import DetectorStatus, Object3DArray
+from rclpy.qos import qos_profile_sensor_data
+from rosbags.highlevel import AnyReader
+from sensor_msgs.msg import CameraInfo
 
+from imkd_ros.model.imkd import sidecar_path
+from imkd_ros.replay.replay import Replay, ReplayOptions, load_params
+from imkd_ros.ros.detections import object3d_array_to_boxes
+from imkd_ros.ros.msgutil import time_to_ns
+from imkd_ros.runtime import create_detector
 from tests.faults import faultbag as fb
-from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector, wait_quiet
+from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -67,15 +77,24 @@ def record(collector, topic: str, msg_type: Any, sink: list, convert=lambda m: m
     collector._subs.append(collector.node.create_subscription(msg_type, topic, cb, qos))
 
 
+
+def wait_quiet(collector, topic: str, quiet_s: float = 8.0, timeout: float = 120) -> list:
+    """Wait until no new message arrived on `topic` for quiet_s (the node worked off its queue).
+
+    Kept here: tests/ros/test_node.py replaced its copy with wait_drained (issue #15) after this
+    module was written against it (issue #12)."""
+    deadline = time.monotonic() + timeout
+    n, t_last = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        msgs = collector.received(topic)
+        if len(msgs) != n:
+            n, t_last = len(msgs), time.monotonic()
+        elif time.monotonic() - t_last > quiet_s:
+            break
+        time.sleep(0.2)
+    return collector.received(topic)
+
 def run_live(start_node, collector, bag: Path, *node_args: str, rate: float = RATE) -> LiveRun:
-    from diagnostic_msgs.msg import DiagnosticArray
-    from imkd_msgs.msg import DetectorStatus, Object3DArray
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo
-
-    from imkd_ros.ros.detections import object3d_array_to_boxes
-    from imkd_ros.ros.msgutil import time_to_ns
-
     objs: list = []
     statuses: list = []
     run = LiveRun(node=None)
@@ -149,8 +168,6 @@ def assert_recovers(run: LiveRun, t0: int, end_s: float) -> float:
 
 
 def masked_in(run: LiveRun, t0: int, span_s: tuple[float, float]) -> set[str]:
-    from imkd_ros.ros.msgutil import time_to_ns
-
     out: set[str] = set()
     for st in run.statuses:
         if t0 + span_s[0] * 1e9 <= time_to_ns(st.header.stamp) < t0 + span_s[1] * 1e9:
@@ -161,8 +178,6 @@ def masked_in(run: LiveRun, t0: int, span_s: tuple[float, float]) -> set[str]:
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def bag_t0(synthetic_recording) -> int:
-    from rosbags.highlevel import AnyReader
-
     with AnyReader([synthetic_recording["bag"]]) as r:
         return next(t for _, t, _ in r.messages())
 
@@ -170,10 +185,6 @@ def bag_t0(synthetic_recording) -> int:
 @pytest.fixture(scope="session")
 def baseline(synthetic_recording, tmp_path_factory) -> dict[int, np.ndarray]:
     """Box centres per keyframe of a fault-free replay through the node's front end (same params)."""
-    from dataclasses import replace
-
-    from imkd_ros.replay.replay import Replay, ReplayOptions, load_params
-    from imkd_ros.runtime import create_detector
 
     params = replace(load_params(ROOT / "config" / "detector.yaml"), backend="torch-cpu", keyframe_rate_hz=KEYFRAME_HZ)
     det, _ = create_detector(str(SHIPPED), backend="torch-cpu")
@@ -364,7 +375,6 @@ def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 def test_file_faults(start_node, synthetic_recording, tmp_path):
     """Bad checkpoints to the node, bad recordings / checkpoints / datasets to the tools: one line,
     exit 2; a truncated MCAP replays its readable part and says where it stopped."""
-    from imkd_ros.model.imkd import sidecar_path
 
     flipped = tmp_path / "flipped.pt"
     data = bytearray(SHIPPED.read_bytes())

@@ -12,7 +12,7 @@ from imkd_ros.ops import (
     bev_pool_naive,
     compute_bev_pool_geometry,
 )
-from imkd_ros.ops.bev_pool_geometry import calibration_key
+from imkd_ros.ops.bev_pool_geometry import GeometryError, calibration_key
 
 torch.set_num_threads(1)
 
@@ -177,7 +177,6 @@ def _broken(kind: str):
                                   "duplicate cell", "depth rank out of bounds", "int64"])
 def test_geometry_validated_once_when_cached(kind):
     """Issue 13 defect 5: the kernels would read out of bounds or race; the cache refuses it."""
-    from imkd_ros.ops.bev_pool_geometry import GeometryError
 
     _, good, _, _ = _random_case(seed=12)
     assert good.validate() is good and good.depth_numel > 0 and good.feat_rows > 0

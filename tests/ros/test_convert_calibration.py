@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import TransformStamped
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CameraInfo
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -14,10 +17,7 @@ from imkd_ros.ros import calibration, msgutil
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
-
 
 
 # ---------------------------------------------------------------------------- CameraInfo
@@ -41,8 +41,6 @@ def test_camera_info_distortion_check():
 
 
 def test_camera_info_invalid():
-    from sensor_msgs.msg import CameraInfo
-
     with pytest.raises(ValueError, match="pinhole"):
         calibration.camera_info_to_intrinsics(CameraInfo(width=10, height=10))  # uncalibrated: K all zero
     with pytest.raises(ValueError, match="empty"):
@@ -74,7 +72,6 @@ def test_scale_intrinsics_matches_pixel_centres():
     np.testing.assert_allclose(uv2, (uv + 0.5) / 2 - 0.5)
 
 
-
 # ---------------------------------------------------------------------------- TF
 def _random_rigid(seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -97,8 +94,6 @@ def test_transform_roundtrip():
 
 
 def test_transform_known_values():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.translation.x = 1.0
     t.transform.rotation.z = math.sin(math.pi / 4)
@@ -109,8 +104,6 @@ def test_transform_known_values():
 
 
 def test_transform_errors():
-    from geometry_msgs.msg import TransformStamped
-
     t = TransformStamped()
     t.transform.rotation.w = 0.0
     with pytest.raises(ValueError, match="quaternion"):

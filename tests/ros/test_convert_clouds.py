@@ -10,6 +10,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import PointCloud2, PointField
+
+from imkd_ros.bag.typestore import make_typestore
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -19,8 +23,6 @@ from tests.vendor import ROOT, require_vendor
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
 
 
@@ -88,7 +90,6 @@ def test_pointcloud2_big_endian():
 
 def test_pointcloud2_manual_layout_with_row_padding():
     """Organised 2x3 cloud, fields out of offset order, padded points and padded rows."""
-    from sensor_msgs.msg import PointField
 
     h, w, ps, rs = 2, 3, 16, 3 * 16 + 8
     buf = np.full(h * rs, 0xEE, np.uint8)
@@ -119,8 +120,6 @@ def test_pointcloud2_organised_roundtrip():
 
 
 def test_pointcloud2_errors():
-    from sensor_msgs.msg import PointField
-
     msg = clouds.array_to_pointcloud2(_mixed_points(10))
     msg.data = bytes(msg.data)[:-1]
     with pytest.raises(ValueError, match="truncated"):
@@ -164,8 +163,6 @@ def test_empty_pointcloud2():
     msg = clouds.array_to_pointcloud2(np.zeros(0, MIXED))
     out = clouds.read_pointcloud2(msg, nan_policy="drop")
     assert out.points.shape == (0,) and out.dropped == 0 and out.points.dtype.names == MIXED.names
-
-
 
 
 # ---------------------------------------------------------------------------- radar
@@ -242,8 +239,6 @@ def _hand_values(r: int, c: int) -> dict[str, tuple]:
 
 
 def _hand_cloud(h: int, w: int, big: bool, omit_last_pad: bool = False):
-    from sensor_msgs.msg import PointCloud2, PointField
-
     bo = ">" if big else "<"
     row_step = w * HAND_POINT_STEP + HAND_ROW_PAD
     buf = bytearray(b"\xee" * (h * row_step))  # padding holds garbage, never zeros
@@ -276,8 +271,6 @@ def test_hand_built_organised_cloud_with_point_and_row_padding(big, omit_last_pa
 
 @pytest.mark.parametrize("big", [False, True], ids=["little", "big"])
 def test_every_pointfield_datatype_at_its_limits(big):
-    from sensor_msgs.msg import PointCloud2, PointField
-
     bo = ">" if big else "<"
     spec = [  # (datatype, struct code, values for 2 points)
         (clouds.INT8, "b", (-128, 127)), (clouds.UINT8, "B", (0, 255)),
@@ -302,8 +295,6 @@ def test_every_pointfield_datatype_at_its_limits(big):
 
 
 def test_count_zero_is_one_value_and_bad_fields_are_refused():
-    from sensor_msgs.msg import PointField
-
     msg = SimpleNamespace(height=1, width=1, is_bigendian=False, point_step=4, row_step=4,
                           data=struct.pack("<f", 7.5), fields=[PointField(name="x", offset=0, datatype=7, count=0)])
     assert clouds.pointcloud2_to_array(msg)["x"].tolist() == [7.5]
@@ -316,9 +307,6 @@ def test_count_zero_is_one_value_and_bad_fields_are_refused():
 
 def test_rosbags_messages_read_like_rclpy_ones():
     """Offline replay hands rosbags messages (ndarray data, its own classes) to the same reader."""
-    from rclpy.serialization import serialize_message
-
-    from imkd_ros.bag.typestore import make_typestore
 
     store = make_typestore()
     msg = _hand_cloud(3, 2, big=False)
@@ -368,7 +356,7 @@ def test_vendor_run_really_has_sensor_msgs_py():
     """In the vendor run the library is importable (so the run above tests what it claims)."""
     if os.environ.get(_VENDOR_RUN) != "1":
         pytest.skip("only meaningful in the run with ../shared/vendor/python on the path")
-    import sensor_msgs_py.point_cloud2  # noqa: F401
+    import sensor_msgs_py.point_cloud2  # noqa: F401, PLC0415  (optional: vendor library, for comparison only)
 
 
 def test_node_and_replay_never_import_the_vehicle_libraries():

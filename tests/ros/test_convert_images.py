@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image as PILImage
+from rclpy.serialization import deserialize_message, serialize_message
+from tf2_msgs.msg import TFMessage
+
+from imkd_ros.constants import CAMERA_NAMES
+from imkd_ros.ros import calibration
+from imkd_ros.ros.frontend import DetectionFrontend
+from imkd_ros.ros.params import NodeParams
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -25,10 +36,7 @@ def _smooth_rgb(h=96, w=160) -> np.ndarray:
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
-
 
 
 # ---------------------------------------------------------------------------- Image
@@ -116,11 +124,6 @@ def test_image_errors(kw, match):
         images.image_to_rgb(SimpleNamespace(**base))
 
 
-
-
-
-
-
 # ---------------------------------------------------------------------------- CompressedImage
 @pytest.fixture(params=["opencv", "pillow"])
 def jpeg_decoder(request, monkeypatch):
@@ -168,8 +171,6 @@ def test_image_transport_format_string_and_png(jpeg_decoder):
 
 
 def test_compressed_gray_jpeg_becomes_rgb(jpeg_decoder):
-    from PIL import Image as PILImage
-
     buf = io.BytesIO()
     PILImage.fromarray(np.full((16, 16), 128, np.uint8)).save(buf, "JPEG")
     out = images.compressed_to_rgb(SimpleNamespace(format="jpeg", data=buf.getvalue()))
@@ -177,8 +178,6 @@ def test_compressed_gray_jpeg_becomes_rgb(jpeg_decoder):
 
 
 def test_decoders_agree_and_batch_decode():
-    from concurrent.futures import ThreadPoolExecutor
-
     msgs = [images.rgb_to_compressed(_smooth_rgb(96, 160) // (i + 1), fmt="jpeg") for i in range(4)]
     serial = images.compressed_to_rgb_many(msgs, reduce=2)
     with ThreadPoolExecutor(2) as pool:
@@ -203,11 +202,8 @@ def test_compressed_errors(jpeg_decoder):
         images.compressed_to_rgb(SimpleNamespace(format="jpeg", data=b"x"), reduce=3)
 
 
-
 def test_decoders_need_no_ros():
     """Offline replay decodes rosbags messages: importing and decoding must not need rclpy/ROS."""
-    import subprocess
-    import sys
 
     code = (
         "import sys\n"
@@ -231,8 +227,6 @@ def test_decoders_need_no_ros():
 
 
 def test_16bit_png_is_refused_not_clipped(jpeg_decoder):
-    from PIL import Image as PILImage
-
     depth = np.array([[0, 300], [40000, 65535]], np.uint16)  # values a clip to 0..255 would destroy
     buf = io.BytesIO()
     PILImage.fromarray(depth).save(buf, "PNG")
@@ -261,13 +255,6 @@ def test_raw_image_reduce_is_a_box_average():
 
 def test_16bit_png_camera_is_counted_as_invalid_by_the_frontend():
     """Through the node's front end the refusal is a counted, warned drop, not an exception."""
-    from PIL import Image as PILImage
-    from tf2_msgs.msg import TFMessage
-
-    from imkd_ros.constants import CAMERA_NAMES
-    from imkd_ros.ros import calibration
-    from imkd_ros.ros.frontend import DetectionFrontend
-    from imkd_ros.ros.params import NodeParams
 
     class Never:
         name = "never"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tf2_msgs.msg import TFMessage
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -53,8 +54,6 @@ def _centroid(img: np.ndarray, background: float) -> tuple[float, float]:
 @pytest.mark.parametrize("decoder", ["opencv", "pillow"])
 @pytest.mark.parametrize("raw", [False, True], ids=["jpeg", "raw-rgb8"])
 def test_k_after_quarter_decode_follows_pixel_centres(decoder, raw, monkeypatch):
-    from tf2_msgs.msg import TFMessage
-
     if decoder == "pillow":
         monkeypatch.setattr(images, "_cv2_mod", None)
     elif images._cv2_mod is None:

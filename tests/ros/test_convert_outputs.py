@@ -6,6 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from geometry_msgs.msg import Point, Quaternion, Vector3
+from rclpy.serialization import deserialize_message, serialize_message
+from std_msgs.msg import ColorRGBA
+from vision_msgs.msg import ObjectHypothesis
+from visualization_msgs.msg import Marker
 
 pytest.importorskip("sensor_msgs.msg")
 
@@ -16,10 +21,7 @@ from imkd_ros.types import Boxes
 
 
 def _roundtrip(msg):
-    from rclpy.serialization import deserialize_message, serialize_message
-
     return deserialize_message(serialize_message(msg), type(msg))
-
 
 
 # ---------------------------------------------------------------------------- detections
@@ -98,11 +100,8 @@ def test_object3d_array_roundtrip():
     assert detections.object3d_array_to_boxes(untracked).track_ids is None
 
 
-
 # ---------------------------------------------------------------------------- markers
 def test_marker_array():
-    from visualization_msgs.msg import Marker
-
     b = _boxes()
     msg = _roundtrip(markers.boxes_to_marker_array(b, "base_link", 5, min_speed=0.2))
     ms = list(msg.markers)
@@ -134,8 +133,6 @@ def test_marker_array():
 
 
 def test_marker_fast_points_match_constructor():
-    from geometry_msgs.msg import Point
-
     xyz = np.array([[1.0, -2.5, 3.25], [0.0, 1e-3, -7.0]])
     pts = fastmsg.make_points(xyz)
     assert pts == [Point(x=1.0, y=-2.5, z=3.25), Point(x=0.0, y=1e-3, z=-7.0)]
@@ -143,13 +140,8 @@ def test_marker_fast_points_match_constructor():
 
 
 def test_fast_message_paths_are_active_here():
-    from geometry_msgs.msg import Point, Quaternion, Vector3
-    from std_msgs.msg import ColorRGBA
-    from vision_msgs.msg import ObjectHypothesis
-
     for cls in (Point, Quaternion, Vector3, ColorRGBA, ObjectHypothesis):
         assert fastmsg.flat_fields(cls) is not None, cls
-    from visualization_msgs.msg import Marker
 
     assert fastmsg.flat_fields(Marker) is None  # nested: cloned from templates instead
 
@@ -167,7 +159,5 @@ def test_fast_builders_equal_plain_constructors(builder, monkeypatch):
 
 
 def test_marker_array_empty_still_clears():
-    from visualization_msgs.msg import Marker
-
     msg = markers.boxes_to_marker_array(Boxes.empty(), "base_link", 5)
     assert len(msg.markers) == 1 and msg.markers[0].action == Marker.DELETEALL

@@ -11,9 +11,12 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
+from sensor_msgs.msg import PointCloud2
+from tf2_msgs.msg import TFMessage
 
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES, RADAR_PCD_FIELDS
-from imkd_ros.pipeline.health import OK, WARN
+from imkd_ros.pipeline.health import OK, WARN, HealthWindow
 from imkd_ros.ros import calibration, clouds, images, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend
 from imkd_ros.ros.params import NodeParams
@@ -47,8 +50,6 @@ class FakeClock:
 
 
 def static_tf(front: DetectionFrontend, names) -> None:
-    from tf2_msgs.msg import TFMessage
-
     front.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "base_link", n.lower())
                                       for n in names]), True)
 
@@ -142,8 +143,6 @@ def test_dense_radar_keeps_nearest_and_strongest_not_random(front) -> None:
 
 
 def test_huge_cloud_refused_from_its_header_before_parsing(front) -> None:
-    from sensor_msgs.msg import PointCloud2
-
     small = clouds.radar_to_pointcloud2(radar_points(), "radar_front", 0)
     huge = PointCloud2(height=1, width=1_000_000, fields=small.fields, point_step=small.point_step,
                        row_step=small.point_step * 1_000_000, is_dense=True)
@@ -194,8 +193,6 @@ def test_png_bomb_header_masks_only_its_view(front) -> None:
 
 
 def test_any_decoder_exception_masks_only_its_view(front, monkeypatch) -> None:
-    from PIL import Image
-
     real = images.compressed_to_rgb
 
     def flaky(msg, **kw):
@@ -242,8 +239,6 @@ def test_bad_camerainfo_keeps_the_last_good_calibration(front) -> None:
     ("cam_front", "cam_front", "self_parent"),
 ])
 def test_misdirected_tf_is_rejected_and_cameras_stay_calibrated(front, parent, child, reason) -> None:
-    from tf2_msgs.msg import TFMessage
-
     def dynamic(p: str, c: str, stamp: int):
         return TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), p, c, stamp)])
 
@@ -260,8 +255,6 @@ def test_misdirected_tf_is_rejected_and_cameras_stay_calibrated(front, parent, c
 
 
 def test_static_frame_may_not_be_reparented_by_tf_static(front) -> None:
-    from tf2_msgs.msg import TFMessage
-
     front.on_tf(TFMessage(transforms=[calibration.matrix_to_transform(np.eye(4), "cam_back", "cam_front")]), True)
     assert front.counters["tf_rejected_reparent"] == 1
     assert feed(front, 10 * 10**9)[0].result.missing_cameras == []
@@ -294,8 +287,6 @@ def test_health_ok_when_healthy_and_clears_after_a_fault(front) -> None:
 
 
 def test_health_stale_sensor_and_masked_camera() -> None:
-    from imkd_ros.pipeline.health import HealthWindow
-
     clock = FakeClock()
     h = HealthWindow(["CAM_FRONT", "RADAR_FRONT"], window_s=3.0, stale_s=2.0, clock=clock)
     h.rx("CAM_FRONT")

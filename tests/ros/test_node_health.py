@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.context import Context
 
 from imkd_ros.constants import CAMERA_NAMES
+from imkd_ros.ros import images, msgutil
+from imkd_ros.ros.detector_node import DetectorNode
 from imkd_ros.sync import SyncedKeyframe
 from imkd_ros.types import Boxes
 
@@ -23,11 +27,6 @@ class Recorder:
 
 @pytest.fixture
 def detector_node():
-    import rclpy
-    from rclpy.context import Context
-
-    from imkd_ros.ros.detector_node import DetectorNode
-
     ctx = Context()
     rclpy.init(args=["x"], context=ctx)
     node = rclpy.create_node("imkd_detector", context=ctx)
@@ -39,8 +38,6 @@ def detector_node():
 
 
 def test_skipped_keyframe_still_gets_a_status(detector_node) -> None:
-    from imkd_ros.ros import images, msgutil
-
     published = []
     detector_node.pub_status.publish = published.append
     msg = images.rgb_to_compressed(np.zeros((90, 160, 3), np.uint8))

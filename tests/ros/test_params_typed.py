@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import rclpy
+from rclpy.context import Context
 
-from imkd_ros.ros.params import NodeParams, ParameterError, cli_overrides, coerce, validate
+from imkd_ros.ros.params import NodeParams, ParameterError, cli_overrides, coerce, declare_and_read, validate
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
@@ -37,10 +39,6 @@ def test_cli_overrides_parsed_like_rcl() -> None:
 
 def test_declare_and_read_refuses_string_next_to_params_file(tmp_path) -> None:
     """rclpy keeps the file's 0.3 for `-p score_threshold:=high`; declare_and_read refuses it."""
-    import rclpy
-    from rclpy.context import Context
-
-    from imkd_ros.ros.params import declare_and_read
 
     yaml_file = tmp_path / "p.yaml"
     yaml_file.write_text("/**:\n  ros__parameters:\n    score_threshold: 0.3\n")
@@ -58,10 +56,6 @@ def test_declare_and_read_refuses_string_next_to_params_file(tmp_path) -> None:
 
 def test_empty_radar_list_next_to_params_file_runs_camera_only(tmp_path) -> None:
     """`radar_topics:=[]` with the shipped params file (which lists five radars): camera-only."""
-    import rclpy
-    from rclpy.context import Context
-
-    from imkd_ros.ros.params import declare_and_read
 
     argv = ["x", "--ros-args", "--params-file", str(Path(__file__).resolve().parents[2] / "config" / "detector.yaml"),
             "-p", "radar_topics:=[]", "-p", "score_threshold:=0.5"]

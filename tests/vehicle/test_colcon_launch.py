@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from vision_msgs.msg import Detection3DArray
 
 from imkd_ros.testing import LOOPBACK_PROFILE, wait_for
 from tests.vendor import ROOT, VENDOR_PYTHON, require_vendor
@@ -201,8 +202,6 @@ def test_installed_package_finds_its_files(plain_install: Path) -> None:
 
 def test_default_launch_runs_detects_and_ends_when_the_node_dies(plain_install: Path, start_launch, start_node,
                                                                  collector, synthetic_recording) -> None:
-    from vision_msgs.msg import Detection3DArray
-
     launch = start_launch(plain_install)  # default arguments, as `ros2 launch imkd_ros detector.launch.py`
     _wait_log(launch, r"\]: ready: ", 600, "the node's ready line")
     pids = launch.node_pids()

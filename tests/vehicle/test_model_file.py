@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,7 +52,6 @@ def test_garbage_checkpoint_is_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 def test_engine_needs_tensorrt_and_says_so(tmp_path: Path) -> None:
     """Here (no GPU) an engine cannot run: the error names TensorRT, or the backend that cannot run it."""
-    import shutil
 
     engine = tmp_path / "student.engine"
     engine.write_bytes(b"engine bytes")
