@@ -126,6 +126,9 @@ class HeadConfig:
     # confusion); "axis_dir" regresses (sin 2yaw, cos 2yaw) (the box axis, period pi) plus one
     # direction logit (which end is the front), SECOND-style
     heading: str = "sincos"
+    # with axis_dir: class groups made only of these classes keep (sin, cos) in channels 6-7 and
+    # no direction loss (near-square boxes such as pedestrians have no well-defined axis)
+    sincos_classes: list[str] = field(default_factory=list)
     dir_weight: float = 0.2  # BCE weight of the direction logit (axis_dir)
     # velocity regression: "l1" (minimised by the median: collapses to 0 when most targets are 0),
     # "huber" (squared below velocity_beta m/s, L1 above) or "l2"; its weight is code_weights[8:10]
