@@ -7,6 +7,7 @@ error so a typo in a config never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,10 @@ class DepthConfig:
     num_blocks: int = 2
     radar_prior: bool = True  # radar points projected into the image as a depth prior
     loss_weight: float = 3.0  # LiDAR depth supervision (training only)
+    # per-camera capture-time compensation: pool each camera into its own BEV (the geometry stays
+    # the calibration's, cached) and warp it by the ego motion from its capture to the keyframe
+    # (batch["cam_motion"], from Frame.meta["camera_ego_motion"]); off = cameras as if at the keyframe
+    capture_compensation: bool = False
 
     @property
     def num_bins(self) -> int:
@@ -90,6 +95,10 @@ class PillarConfig:
     num_blocks: int = 2
     # per-column scale applied to the raw point features before the PointNet
     feature_scale: list[float] = field(default_factory=lambda: [0.02, 0.02, 0.2, 0.05, 0.1, 0.1, 1.0, 0.1])
+    # radar only: per-cell mean Doppler (vx_comp, vy_comp) and return count as extra BEV channels,
+    # handed to the radar encoder and past the fusion straight to the BEV encoder, so the head
+    # sees the measured radial velocity directly (the pillar max-pool keeps it only implicitly)
+    doppler: bool = False
 
 
 @dataclass
@@ -113,6 +122,23 @@ class HeadConfig:
     bbox_weight: float = 0.25
     attr_weight: float = 0.1
     score_threshold: float = 0.1
+    # heading: "sincos" regresses (sin, cos) yaw (two opposite headings average to ~0: front/back
+    # confusion); "axis_dir" regresses (sin 2yaw, cos 2yaw) (the box axis, period pi) plus one
+    # direction logit (which end is the front), SECOND-style
+    heading: str = "sincos"
+    # with axis_dir: class groups made only of these classes keep (sin, cos) in channels 6-7 and
+    # no direction loss (near-square boxes such as pedestrians have no well-defined axis)
+    sincos_classes: list[str] = field(default_factory=list)
+    dir_weight: float = 0.2  # BCE weight of the direction logit (axis_dir)
+    # velocity regression: "l1" (minimised by the median: collapses to 0 when most targets are 0),
+    # "huber" (squared below velocity_beta m/s, L1 above) or "l2"; its weight is code_weights[8:10]
+    velocity_loss: str = "l1"
+    velocity_beta: float = 1.0
+    # decode: a vehicle / cyclist / pedestrian faster than this (m/s) gets the heading end that
+    # agrees with its velocity (0 = off)
+    velocity_flip_speed: float = 0.0
+    # decode: velocity 0 where the attribute head says parked / stopped / standing / sitting
+    static_attr_zero_velocity: bool = False
     top_k: int = 500
     max_boxes: int = 300
     local_max: bool = True  # keep only 3x3 heatmap maxima before top-k (CenterNet peak picking)
@@ -124,6 +150,10 @@ class HeadConfig:
     })
 
     def __post_init__(self) -> None:
+        if self.heading not in ("sincos", "axis_dir"):
+            raise ValueError(f"head.heading must be sincos or axis_dir, got {self.heading!r}")
+        if self.velocity_loss not in ("l1", "huber", "l2"):
+            raise ValueError(f"head.velocity_loss must be l1, huber or l2, got {self.velocity_loss!r}")
         for task in self.tasks:
             for name in task:
                 if name not in CLASSES:
@@ -136,6 +166,17 @@ class TeacherConfig:
         point_channels=64, bev_channels=128, num_blocks=3,
         feature_scale=[0.02, 0.02, 0.2, 0.01, 1.0]))
     bev_blocks: int = 2
+    # the teacher's own BEV grid (None = the student's). Must cover the same area with a
+    # resolution that divides the student's by an integer: distillation pools the teacher's
+    # features, densities and heatmaps down to the student grid.
+    grid: GridConfig | None = None
+    # "flat": stem + blocks at the grid's resolution (v1). "unet": stem at the grid's resolution,
+    # the blocks at half of it (stride 2, bev_channels), upsampled and concatenated with the stem
+    # -> head at full resolution: ~2.5x cheaper on a 0.8 m grid, with a wider receptive field
+    arch: str = "flat"
+
+    def bev_grid(self, student: GridConfig) -> BevGrid:
+        return (self.grid or student).bev_grid()
 
 
 @dataclass
@@ -160,6 +201,11 @@ class DistillConfig:
     label: bool = False
     label_weight: float = 0.3
     label_channels: int = 64
+    # velocity distillation: the student's (vx, vy) imitate the teacher's (multi-sweep LiDAR sees
+    # motion) where the teacher's heatmap is confident
+    velocity: bool = False
+    velocity_weight: float = 0.5
+    velocity_min_heat: float = 0.3
 
 
 @dataclass
@@ -202,6 +248,8 @@ def _build(cls, data: dict):
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None
+            hint = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = _build(hint, value)
         kwargs[key] = value

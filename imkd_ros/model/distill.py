@@ -12,6 +12,9 @@ Intensity = where LiDAR carries signal: a mix of the frozen teacher's BEV activa
 - Response: the student's heatmaps imitate the teacher's where the teacher is confident.
 - Label (optional): the fused features imitate a frozen label encoder's features inside the
   ground-truth Gaussians (LabelDistill style).
+- Velocity (optional): the student's (vx, vy) imitate the teacher's where the teacher's heatmap
+  is confident (multi-sweep LiDAR sees motion; the student's velocity otherwise learns only at
+  the few labelled centre cells).
 Each part can be switched off and has its own weight (DistillConfig).
 """
 
@@ -100,6 +103,20 @@ def response_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[di
     return total
 
 
+def velocity_distill_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[dict[str, Tensor]],
+                          cfg: DistillConfig) -> Tensor:
+    """Huber (1 m/s) between student and teacher velocity channels, weighted by the teacher's
+    peak heat where it exceeds ``velocity_min_heat``; normalised by the weight mass."""
+    total = student_heads[0]["box"].new_zeros(())
+    for s, t in zip(student_heads, teacher_heads):
+        heat = torch.sigmoid(t["heatmap"].detach().float()).amax(1, keepdim=True)
+        w = heat * (heat >= cfg.velocity_min_heat).to(heat.dtype)
+        err = F.smooth_l1_loss(s["box"][:, 8:10].float(), t["box"][:, 8:10].detach().float(),
+                               reduction="none", beta=1.0).sum(1, keepdim=True)
+        total = total + (w * err).sum() / w.sum().clamp(min=1.0)
+    return total
+
+
 def label_loss(fused_feat: Tensor, label_feat: Tensor, fg: Tensor) -> Tensor:
     """Fused (adapted) features vs label-encoder features, weighted by the GT Gaussians."""
     return _masked_mse(fused_feat, label_feat, fg)
@@ -123,13 +140,19 @@ class Distiller(nn.Module):
         self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
         self.label_adapter = _adapter(fused_channels, cfg.label_channels) if cfg.label else None
 
-    def forward(self, student: dict, teacher: dict, targets: list[dict[str, Tensor]] | None,
+    def forward(self, student: dict, teacher: dict | None, targets: list[dict[str, Tensor]] | None,
                 label_teacher: dict | None = None) -> dict[str, Tensor]:
-        """Weighted losses; ``label_teacher`` (LabelTeacher outputs) only when cfg.label."""
+        """Weighted losses; ``teacher`` = LiDAR teacher outputs on the student grid (None: label
+        distillation only); ``label_teacher`` (LabelTeacher outputs) only when cfg.label."""
         cfg = self.cfg
-        lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
         fg = foreground_map(targets) if targets is not None else None
         losses: dict[str, Tensor] = {}
+        if self.label_adapter is not None and label_teacher is not None and fg is not None:
+            fused = self.label_adapter(student["fused_bev"])
+            losses["distill_label"] = cfg.label_weight * label_loss(fused, label_teacher["label_bev"], fg)
+        if teacher is None:
+            return losses
+        lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
         if self.radar_adapter is not None:
             rad = self.radar_adapter(student["radar_bev"])
             losses["distill_l1"] = cfg.level1_weight * level1_loss(
@@ -138,9 +161,8 @@ class Distiller(nn.Module):
             fused = self.fused_adapter(student["fused_bev"])
             losses["distill_l2"] = cfg.level2_weight * level2_loss(
                 fused, teacher["teacher_bev"], lidar_int, fg, cfg)
-        if self.label_adapter is not None and label_teacher is not None and fg is not None:
-            fused = self.label_adapter(student["fused_bev"])
-            losses["distill_label"] = cfg.label_weight * label_loss(fused, label_teacher["label_bev"], fg)
         if cfg.response:
             losses["distill_resp"] = cfg.response_weight * response_loss(student["head"], teacher["head"], cfg)
+        if cfg.velocity:
+            losses["distill_vel"] = cfg.velocity_weight * velocity_distill_loss(student["head"], teacher["head"], cfg)
         return losses

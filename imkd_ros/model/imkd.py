@@ -22,7 +22,7 @@ from imkd_ros.model.config import IMKDConfig
 from imkd_ros.model.distill import Distiller
 from imkd_ros.model.fusion import IntensityGuidedFusion
 from imkd_ros.model.head import CenterHead
-from imkd_ros.model.radar import RadarBranch, bev_blocks
+from imkd_ros.model.radar import DOPPLER_CHANNELS, RadarBranch, bev_blocks
 from imkd_ros.model.student_io import StudentExport, student_outputs_flat  # noqa: F401  (re-exported)
 from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.model.view_transform import LSSViewTransform, depth_loss, radar_depth_prior
@@ -53,7 +53,9 @@ class Student(nn.Module):
         self.view_transform = LSSViewTransform(cfg, self.image_encoder.out_channels)
         self.radar = RadarBranch(cfg.radar, self.grid)
         self.fusion = IntensityGuidedFusion(cfg.depth.context_channels, cfg.radar.bev_channels, cfg.fusion)
-        self.bev_encoder = bev_blocks(cfg.fusion.channels, cfg.fusion.channels, cfg.fusion.bev_blocks)
+        # the Doppler map skips the fusion: the head gets the measured radial velocity per cell
+        extra = DOPPLER_CHANNELS if cfg.radar.doppler else 0
+        self.bev_encoder = bev_blocks(cfg.fusion.channels + extra, cfg.fusion.channels, cfg.fusion.bev_blocks)
         self.head = CenterHead(cfg.fusion.channels, cfg.head, self.grid)
 
     @property
@@ -66,7 +68,10 @@ class Student(nn.Module):
         return self.cfg.image.height // s, self.cfg.image.width // s
 
     def geometry(self, intrinsics: Tensor, cam_to_ego: Tensor, img_aug: Tensor) -> BevPoolGeometry:
-        """Cached BevPoolGeometry for (B, N, 3, 3) / (B, N, 4, 4) / (B, N, 3, 3) calibration."""
+        """Cached BevPoolGeometry for (B, N, 3, 3) / (B, N, 4, 4) / (B, N, 3, 3) calibration
+        (one BEV per camera, batch B * N, with ``depth.capture_compensation``)."""
+        if self.cfg.depth.capture_compensation:
+            intrinsics, cam_to_ego, img_aug = (t.flatten(0, 1).unsqueeze(1) for t in (intrinsics, cam_to_ego, img_aug))
         return self.view_transform.geometry(intrinsics, cam_to_ego, img_aug, self.img_hw, self.feat_hw)
 
     def forward(self, batch: dict, geometry: BevPoolGeometry | None = None,
@@ -78,8 +83,10 @@ class Student(nn.Module):
         intr, c2e, aug = batch["intrinsics"], batch["cam_to_ego"], batch["img_aug"]
         if geometry is None:
             geometry = self.geometry(intr, c2e, aug)
-        if geometry.batch != b:
-            raise ValueError(f"geometry built for batch {geometry.batch}, got {b}")
+        per_camera = self.cfg.depth.capture_compensation
+        if geometry.batch != (b * n if per_camera else b):
+            raise ValueError(f"geometry built for batch {geometry.batch}, got {b} x {n} cameras"
+                             + (" (capture compensation pools per camera)" if per_camera else ""))
         vt = self.view_transform
         with _stage(timings, "backbone"):
             feats = self.image_encoder(images.flatten(0, 1))
@@ -91,11 +98,20 @@ class Student(nn.Module):
             depth, logits, context = vt.predict_depth(feats, intr, aug, prior, batch.get("camera_valid"))
         with _stage(timings, "pooling"):
             cam_bev, cam_mass = vt.pool(depth, context, geometry)
+            if per_camera:
+                motion = batch.get("cam_motion")
+                if motion is not None:
+                    cam_bev, cam_mass = warp_to_keyframe(cam_bev, cam_mass, motion.to(cam_bev.dtype), self.grid)
+                cam_bev = cam_bev.unflatten(0, (b, n)).sum(1)
+                cam_mass = cam_mass.unflatten(0, (b, n)).sum(1)
         with _stage(timings, "radar"):
             radar = self.radar(batch["radar"], batch["radar_mask"])
         with _stage(timings, "fusion"):
             fused = self.fusion(cam_bev, radar["radar_bev"], radar["radar_intensity"], cam_mass)
-            bev = self.bev_encoder(fused["fused_bev"])
+            x = fused["fused_bev"]
+            if "radar_doppler" in radar:
+                x = torch.cat([x, radar["radar_doppler"].to(x.dtype)], 1)
+            bev = self.bev_encoder(x)
         with _stage(timings, "head"):
             head = self.head(bev)
         return {"head": head, "bev": bev, "cam_bev": cam_bev, "cam_mass": cam_mass, "depth": depth,
@@ -112,39 +128,85 @@ class Student(nn.Module):
         return self.head.decode(outputs["head"], score_threshold)
 
 
+def warp_to_keyframe(bev: Tensor, mass: Tensor, motion: Tensor, grid) -> tuple[Tensor, Tensor]:
+    """Per-camera BEVs (B*N, C, H, W) built in each camera's capture-time ego frame -> the
+    keyframe ego frame. motion (B, N, 4, 4): capture ego -> keyframe ego; the warp samples each
+    keyframe cell at its capture-time position (inverse motion, planar part: yaw + x, y)."""
+    import torch.nn.functional as F
+
+    m = motion.flatten(0, 1)
+    rot, t = m[:, :2, :2], m[:, :2, 3]
+    inv_r = rot.transpose(1, 2)  # rigid: R^-1 = R^T
+    inv_t = -(inv_r @ t.unsqueeze(-1)).squeeze(-1)
+    half = torch.tensor([(grid.x_max - grid.x_min) / 2, (grid.y_max - grid.y_min) / 2], dtype=bev.dtype,
+                        device=bev.device)
+    centre = torch.tensor([(grid.x_max + grid.x_min) / 2, (grid.y_max + grid.y_min) / 2], dtype=bev.dtype,
+                          device=bev.device)
+    # normalised u = (x - centre) / half; source u_s = D^-1 (R (centre + D u) + t - centre)
+    scale = torch.diag_embed(half.expand(m.shape[0], 2))
+    a = torch.linalg.solve(scale, inv_r @ scale)
+    off = ((inv_r @ centre.unsqueeze(-1)).squeeze(-1) + inv_t - centre) / half
+    theta = torch.cat([a, off.unsqueeze(-1)], -1)
+    x = torch.cat([bev, mass], 1)
+    g = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, g, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return x[:, :-1], x[:, -1:]
+
+
 class IMKD(nn.Module):
-    """Training wrapper: student + frozen LiDAR teacher (+ optional frozen label teacher) +
-    distiller."""
+    """The one training wrapper of a student (``imkd train`` builds exactly this): student +
+    optional frozen LiDAR teacher + optional frozen label teacher + distiller; ``forward`` returns
+    the weighted losses (and the student outputs). Without distillation it is the student and
+    its losses. A missing teacher / label teacher is built untrained (wiring tests only; the
+    trainer always passes trained, frozen ones).
+
+    The teacher may run on a finer grid (``teacher.grid``); its outputs are pooled onto the
+    student grid before distillation (``LidarTeacher.to_student_grid``). State keys:
+    ``student.*``, ``teacher.*``, ``label_teacher.*``, ``distiller.*``.
+    """
 
     def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | None = None,
                  label_teacher: LabelTeacher | None = None):
         super().__init__()
         self.cfg = cfg
         self.student = Student(cfg)
-        self.teacher = (teacher or LidarTeacher(cfg)).freeze()
-        self.label_teacher = None
-        if cfg.distill.label:
-            self.label_teacher = (label_teacher or LabelTeacher(cfg)).freeze()
-        self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels,
-                                   self.teacher.out_channels)
+        self.teacher = (teacher or LidarTeacher(cfg)).freeze() if uses_distillation(cfg) else None
+        self.label_teacher = (label_teacher or LabelTeacher(cfg)).freeze() if cfg.distill.label else None
+        self.distiller = None
+        if self.teacher is not None or self.label_teacher is not None:
+            t_ch = self.teacher.out_channels if self.teacher is not None else cfg.teacher.pillar.bev_channels
+            self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels, t_ch)
 
     def train(self, mode: bool = True) -> IMKD:
         super().train(mode)
-        self.teacher.eval()  # frozen: BN statistics stay the teacher's
-        if self.label_teacher is not None:
-            self.label_teacher.eval()
+        for frozen in (self.teacher, self.label_teacher):  # BN statistics stay the teachers'
+            if frozen is not None:
+                frozen.eval()
         return self
 
     def forward(self, batch: dict) -> tuple[dict[str, Tensor], dict]:
         out = self.student(batch)
         losses = self.student.loss(out, batch)
+        if self.distiller is None:
+            return losses, out
+        t_out, l_out = None, None
         with torch.no_grad():
-            t_out = self.teacher(batch["lidar"], batch["lidar_mask"])
-            l_out = None
+            if self.teacher is not None:
+                t_out = self.teacher.to_student_grid(self.teacher(batch["lidar"], batch["lidar_mask"]))
             if self.label_teacher is not None and "targets" in batch:
                 l_out = self.label_teacher(batch["targets"])
-        losses.update(self.distiller(out, t_out, batch.get("targets"), l_out))
+        d = self.distiller(out, t_out, batch.get("targets"), l_out)
+        losses.update({k: v.to(losses["heatmap"].dtype) for k, v in d.items()})
         return losses, out
+
+    def export_module(self) -> nn.Module:
+        return self.student
+
+
+def uses_distillation(cfg: IMKDConfig) -> bool:
+    """Whether a config needs the LiDAR teacher (any LiDAR distillation level on)."""
+    d = cfg.distill
+    return bool(d.level1 or d.level2 or d.response or d.velocity)
 
 
 class CheckpointError(ValueError):

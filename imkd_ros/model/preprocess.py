@@ -75,6 +75,9 @@ class Preprocessor:
         self.train = train
         self.rng = np.random.default_rng(seed)
         self.coder = BoxCoder(cfg.head, cfg.grid.bev_grid())
+        # a teacher on its own (finer) grid is trained on targets encoded there
+        tg = cfg.teacher.bev_grid(cfg.grid)
+        self.teacher_coder = BoxCoder(cfg.head, tg) if tg != self.coder.grid else None
         self.mean = torch.tensor(cfg.image.mean).view(3, 1, 1) * 255.0
         self.std = torch.tensor(cfg.image.std).view(3, 1, 1) * 255.0
 
@@ -124,6 +127,10 @@ class Preprocessor:
             "cam_to_ego": torch.from_numpy(np.stack([f.cam_to_ego for f in frames]).astype(np.float32)),
             "camera_valid": torch.from_numpy(np.stack([np.asarray(f.camera_valid, bool) for f in frames])),
         }
+        if self.cfg.depth.capture_compensation:
+            eye = np.tile(np.eye(4, dtype=np.float32), (self.cfg.num_cameras, 1, 1))
+            batch["cam_motion"] = torch.from_numpy(np.stack([
+                np.asarray(f.meta.get("camera_ego_motion", eye), np.float32) for f in frames]))
         batch["radar"], batch["radar_mask"] = pad_points([f.radar for f in frames], len(RADAR_FEATURES),
                                                          self.cfg.radar_max_points, self.rng)
         if all(f.lidar is not None for f in frames):
@@ -139,6 +146,8 @@ class Preprocessor:
         if targets is not False and all(f.gt is not None for f in frames):
             batch["gt"] = [f.gt for f in frames]
             batch["targets"] = self.coder.encode_batch(batch["gt"])
+            if self.teacher_coder is not None:
+                batch["teacher_targets"] = self.teacher_coder.encode_batch(batch["gt"])
         return batch
 
 
@@ -148,7 +157,7 @@ def batch_to(batch: dict, device: torch.device | str) -> dict:
     for k, v in batch.items():
         if isinstance(v, Tensor):
             out[k] = v.to(device)
-        elif k == "targets":
+        elif k in ("targets", "teacher_targets"):
             out[k] = [{kk: vv.to(device) for kk, vv in t.items()} for t in v]
         else:
             out[k] = v

@@ -17,6 +17,8 @@ from imkd_ros.ops.bev_pool_geometry import BevGrid
 from imkd_ros.types import RADAR_FEATURES
 
 RCS_COLUMN = RADAR_FEATURES.index("rcs")
+VX_COLUMN, VY_COLUMN = RADAR_FEATURES.index("vx_comp"), RADAR_FEATURES.index("vy_comp")
+DOPPLER_CHANNELS = 3  # mean vx_comp, mean vy_comp (m/s / 10), saturating return count
 
 
 def point_cells(points: Tensor, mask: Tensor, grid: BevGrid) -> tuple[Tensor, Tensor]:
@@ -86,14 +88,30 @@ def density_intensity(counts: Tensor, scale: float) -> Tensor:
     return 1.0 - torch.exp(-counts / scale)
 
 
+def doppler_map(points: Tensor, mask: Tensor, grid: BevGrid) -> Tensor:
+    """(B, 3, ny, nx): per-cell mean compensated Doppler velocity (vx, vy in units of 10 m/s) and
+    the saturating return count 1 - exp(-n). The pillar max-pool keeps velocity only as the
+    strongest activation; the mean is the measurement itself, cheap and export-friendly."""
+    flat, valid = point_cells(points, mask, grid)
+    b = mask.shape[0]
+    n = scatter_sum(valid.to(points.dtype), flat, valid, b, grid)
+    vx = scatter_sum(points[..., VX_COLUMN], flat, valid, b, grid)
+    vy = scatter_sum(points[..., VY_COLUMN], flat, valid, b, grid)
+    inv = 1.0 / n.clamp(min=1.0)
+    return torch.cat([vx * inv * 0.1, vy * inv * 0.1, 1.0 - torch.exp(-n)], 1)
+
+
 class RadarBranch(nn.Module):
-    """Radar pillars -> radar BEV features + a radar intensity map (RCS-weighted density)."""
+    """Radar pillars -> radar BEV features + a radar intensity map (RCS-weighted density)
+    (+ the per-cell Doppler map when ``cfg.doppler``)."""
 
     def __init__(self, cfg: PillarConfig, grid: BevGrid, num_features: int = len(RADAR_FEATURES)):
         super().__init__()
         self.grid = grid
+        self.doppler = cfg.doppler
         self.pillars = PillarEncoder(num_features, cfg, grid)
-        self.encoder = bev_blocks(cfg.point_channels, cfg.bev_channels, cfg.num_blocks)
+        extra = DOPPLER_CHANNELS if cfg.doppler else 0
+        self.encoder = bev_blocks(cfg.point_channels + extra, cfg.bev_channels, cfg.num_blocks)
         self.out_channels = cfg.bev_channels
 
     def intensity(self, points: Tensor, mask: Tensor) -> Tensor:
@@ -105,8 +123,14 @@ class RadarBranch(nn.Module):
         return density_intensity(acc, 1.0)
 
     def forward(self, points: Tensor, mask: Tensor) -> dict[str, Tensor]:
-        bev = self.encoder(self.pillars(points, mask))
+        pil = self.pillars(points, mask)
+        out: dict[str, Tensor] = {}
+        if self.doppler:
+            out["radar_doppler"] = doppler_map(points, mask, self.grid)
+            pil = torch.cat([pil, out["radar_doppler"]], 1)
+        bev = self.encoder(pil)
         flat, valid = point_cells(points, mask, self.grid)
         occ = scatter_sum(valid.to(points.dtype), flat, valid, mask.shape[0], self.grid)
-        return {"radar_bev": bev, "radar_intensity": self.intensity(points, mask),
-                "radar_occupancy": (occ > 0).to(points.dtype)}
+        out.update({"radar_bev": bev, "radar_intensity": self.intensity(points, mask),
+                    "radar_occupancy": (occ > 0).to(points.dtype)})
+        return out

@@ -6,6 +6,7 @@ radar returns near box centres and LiDAR points inside the boxes plus a ground p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -173,4 +174,6 @@ def tiny_config():
     cfg.teacher.pillar.point_channels = 16
     cfg.teacher.pillar.bev_channels = 32
     cfg.teacher.pillar.num_blocks = 1
+    if cfg.teacher.grid is not None:  # keep the teacher a 2x refinement of the student grid
+        cfg.teacher.grid = dataclasses.replace(cfg.grid, resolution=cfg.grid.resolution / 2)
     return cfg

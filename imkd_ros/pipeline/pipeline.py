@@ -170,6 +170,16 @@ class DetectorPipeline:
         if self.radar_cap is not None and radar.shape[0] > self.radar_cap:
             self.counters["radar_points_capped"] += radar.shape[0] - self.radar_cap
             radar = cap_merged_radar(radar, self.radar_cap)
+        # each camera's ego motion from its capture to the keyframe (the model's optional per-camera
+        # capture-time compensation, depth.capture_compensation, warps its BEV by it)
+        cam_motion = np.tile(np.eye(4), (n, 1, 1))
+        for i, cam in enumerate(inp.cameras):
+            if valid[i] and cam is not None and cam.stamp_ns != inp.stamp_ns:
+                try:
+                    cam_motion[i] = self.tf.lookup_between_times(self.config.base_frame, self.config.odom_frame,
+                                                                 inp.stamp_ns, cam.stamp_ns)
+                except TransformError:
+                    self.counters["camera_no_ego_motion"] += 1
 
         frame = Frame(
             timestamp_us=inp.stamp_ns // 1000,
@@ -179,7 +189,8 @@ class DetectorPipeline:
             camera_valid=valid,
             radar=radar,
             gt=inp.gt,
-            meta=dict(inp.meta),  # the model's GeometryCache keys the calibration itself
+            # the model's GeometryCache keys the calibration itself
+            meta={**inp.meta, "camera_ego_motion": cam_motion},
         )
         return frame, sorted(set(missing), key=CAMERA_NAMES.index)
 

@@ -116,14 +116,23 @@ def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, ba
     print("\n".join(ln for ln in node.log().splitlines() if "ready" in ln or "backend" in ln))
     live = score_live(live_json) if live_json.exists() else None
     if live:
-        print(f"\n== live detections: NDS {live['NDS']:.3f}  mAP {live['mAP']:.3f} on "
-              f"{live['keyframes_scored']}/{live['keyframes_with_ground_truth']} ground-truth keyframes ==")
+        print(f"\n== live detections (as published: at the node's output threshold): NDS {live['NDS']:.3f}  "
+              f"mAP {live['mAP']:.3f} on {live['keyframes_scored']}/{live['keyframes_with_ground_truth']} "
+              "ground-truth keyframes ==")
     print("\n== offline replay of the same recording (same pipeline): metrics, report, pictures ==", flush=True)
     cmd = [sys.executable, "-m", "imkd_ros.cli", "replay", str(bag), "--out", str(out / "replay"),
            "--backend", backend, "--only-gt-keyframes", "--render", "0", "3", "--render-worst", "1"]
     if model:
         cmd += ["--model", model]
     _run(cmd)
+    rep_json = out / "replay" / "report.json"
+    if rep_json.exists():
+        rep = json.loads(rep_json.read_text())
+        before, at = rep.get("metrics") or {}, rep.get("metrics_at_node_threshold") or {}
+        if before and at:
+            print(f"== replay: before the node's threshold NDS {before.get('NDS') or 0:.3f} mAP "
+                  f"{before.get('mAP') or 0:.3f}; at it ({rep.get('node_score_threshold')}) NDS "
+                  f"{at.get('NDS') or 0:.3f} mAP {at.get('mAP') or 0:.3f} ==")
     print(f"\nreport: {out / 'replay' / 'report.md'}\npictures: {out / 'replay'}/*.png\nlogs: {logs}")
     return 0
 

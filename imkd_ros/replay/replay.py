@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,11 @@ class ReplayOptions:
     gt_match_ns: int = 60_000_000  # a prediction belongs to the GT keyframe within this offset
     max_keyframes: int | None = None
     only_gt_keyframes: bool = False  # run the model only where ground truth exists (faster eval)
+    # metrics score the detections before the node's output threshold (down to this score, at most
+    # eval_max_detections per keyframe: nuScenes counts up to 500 per sample) and again at the
+    # node's threshold; the output MCAP holds what the node publishes (its threshold)
+    eval_score_threshold: float = 0.0
+    eval_max_detections: int = 500
 
 
 def load_params(path: str | Path | None) -> NodeParams:
@@ -83,7 +88,13 @@ class Replay:
         self.bag = Path(bag)
         self.opt = options
         self.params = params
-        self.front = DetectionFrontend(params, detector)
+        # the front end keeps everything the model decodes; the node's threshold is applied per
+        # output (bag, at-threshold metrics), so metrics are not depressed by a display setting
+        self.node_threshold = params.score_threshold
+        self.node_max = params.max_detections
+        wide = replace(params, score_threshold=min(options.eval_score_threshold, params.score_threshold),
+                       max_detections=max(options.eval_max_detections, params.max_detections))
+        self.front = DetectionFrontend(wide, detector)
         self.outputs: list[KeyframeOutput] = []
         self.gt: dict[int, Boxes] = {}
         self.stage_ms: dict[str, list[float]] = defaultdict(list)
@@ -192,8 +203,16 @@ class Replay:
             stamp = max(t_bag, r.stamp_ns)
             builders = (detections.boxes_to_detection3d_array, detections.boxes_to_object3d_array,
                         markers.boxes_to_marker_array)
+            published = self.at_node_threshold(r.boxes)
             for topic, build in zip(OUT_TOPICS, builders):
-                writer.write(conns[topic], stamp, bytes(serialize(build(r.boxes, r.frame_id, r.stamp_ns))))
+                writer.write(conns[topic], stamp, bytes(serialize(build(published, r.frame_id, r.stamp_ns))))
+
+    def at_node_threshold(self, boxes: Boxes) -> Boxes:
+        """What the node publishes: scores >= its threshold, at most max_detections (best first)."""
+        boxes = boxes.select(boxes.scores >= self.node_threshold)
+        if len(boxes) > self.node_max:
+            boxes = boxes.select(np.argsort(-boxes.scores, kind="stable")[: self.node_max])
+        return boxes
 
     # -- evaluation and reports ---------------------------------------------------------------
     def matched(self) -> list[tuple[int, KeyframeOutput, Boxes]]:
@@ -235,6 +254,12 @@ class Replay:
             preds = {str(s): pred for s, _, pred in pairs}
             gts = {str(s): self.gt[s] for s, _, _ in pairs}
             report["metrics"] = evaluate(preds, gts, None)
+            report["metrics_scope"] = (f"detections before the node's output threshold (score >= "
+                                       f"{min(opt.eval_score_threshold, self.node_threshold):g} as decoded, "
+                                       f"<= {max(opt.eval_max_detections, self.node_max)} per keyframe)")
+            at = {k: self.at_node_threshold(p) for k, p in preds.items()}
+            report["metrics_at_node_threshold"] = evaluate(at, gts, None, with_breakdowns=False)
+            report["node_score_threshold"] = self.node_threshold
             errors = sorted(((_frame_errors(pred, self.gt[s]), i) for i, (s, _, pred) in enumerate(pairs)),
                             reverse=True)
             chosen = [i for i in opt.render if i < len(pairs)]
@@ -256,7 +281,7 @@ class Replay:
                 frame = out.result.frame
                 frame.gt = self.gt[s]
                 path = self.opt.out_dir / f"{tag}_{i:03d}_{s}.png"
-                render_frame(frame, out.result.boxes, path)
+                render_frame(frame, self.at_node_threshold(out.result.boxes), path)
                 paths.append(str(path))
         return paths
 
@@ -290,6 +315,10 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, (int, float)) and np.isfinite(x) else "-"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     lines = [f"# Replay of `{report['bag']}`", "",
              f"backend **{report['backend']}**, {report['keyframes_processed']} keyframes processed, "
@@ -298,7 +327,15 @@ def report_markdown(report: dict[str, Any]) -> str:
         from imkd_ros.evaluation.report import markdown
 
         body = markdown(report["metrics"], title="nuScenes metrics").splitlines()
+        if report.get("metrics_scope"):
+            lines += [f"Scored: {report['metrics_scope']}."]
         lines += ["#" + ln if ln.startswith("#") else ln for ln in body] + [""]
+        at = report.get("metrics_at_node_threshold")
+        if at:
+            lines += [f"## At the node's output threshold ({report.get('node_score_threshold')})", "",
+                      "| NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE |", "|---|---|---|---|---|---|---|",
+                      "| " + " | ".join(_fmt(at.get(k)) for k in ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE"))
+                      + " |", ""]
     lines += ["## Per-stage timing (ms)", "", "| stage | mean | p50 | p90 | max |", "|---|---|---|---|---|"]
     for k, v in report["timing_ms"].items():
         lines.append(f"| {k} | {v['mean']:.2f} | {v['p50']:.2f} | {v['p90']:.2f} | {v['max']:.2f} |")

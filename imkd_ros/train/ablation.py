@@ -29,8 +29,9 @@ ROWS: list[tuple[str, str]] = [
     ("l1_l2", "+ L2: LiDAR-to-fused distillation (+ response)"),
     ("imkd", "+ L3: intensity-guided fusion (full IMKD)"),
     ("imkd_dens", "full IMKD, LiDAR-density intensity mask, foreground boost 20"),
+    ("imkd_label", "full IMKD + label (ground-truth) teacher"),
 ]
-NO_TEACHER = ("teacher", "camera_only", "no_distill")  # rows that do not distil
+NO_TEACHER = ("teacher", "label_teacher", "camera_only", "no_distill")  # rows that do not distil
 METRICS = ("NDS", "mAP", "mATE", "mASE", "mAOE", "mAVE", "mAAE")
 
 
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/ablation")
     p.add_argument("--data-dir", default="runs/data")
     p.add_argument("--version", default="v1.0-synth")
-    p.add_argument("--train-scenes", type=int, default=12)
+    p.add_argument("--train-scenes", type=int, default=24)
     p.add_argument("--val-scenes", type=int, default=4)
     p.add_argument("--scene-seconds", type=float, default=8.0)
     p.add_argument("--train-seed", type=int, default=1, help="world seed of the training scenes")
@@ -54,6 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", nargs="+", default=[r for r, _ in ROWS])
     p.add_argument("--set", action="append", default=[], help="model override for every student row")
     p.add_argument("--table", default=None, help="also write the markdown table here")
+    p.add_argument("--lidar-sweeps", type=int, default=10, help="LiDAR sweeps per frame (teacher, depth targets)")
+    p.add_argument("--max-lidar-points", type=int, default=40000)
+    p.add_argument("--teacher-run", default=None,
+                   help="an existing teacher run dir to distil from (skips training the teacher row)")
     return p.parse_args(argv)
 
 
@@ -84,6 +89,7 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
            "--data", str(train_root), "--version", args.version, "--train-split", "",
            "--val-data", str(val_root), "--val-split", "", "--image-downscale", "1",
            "--cache-dir", str(Path(args.out) / "cache"), "--out", str(out), "--epochs", str(epochs),
+           "--lidar-sweeps", str(args.lidar_sweeps), "--max-lidar-points", str(args.max_lidar_points),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(seed), "--threads", "1",
            "--quiet"]
     if variant != "teacher":
@@ -91,6 +97,8 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
             cmd += ["--set", s]
     if teacher is not None and variant not in NO_TEACHER:
         cmd += ["--teacher", str(teacher)]
+    if variant == "imkd_label":
+        cmd += ["--label-teacher", str(Path(args.out) / f"label_teacher_s{seed}" / "label_teacher.pt")]
     return cmd
 
 
@@ -141,13 +149,22 @@ def main(argv: list[str] | None = None) -> int:
     from imkd_ros.train.data import DataSpec, load_frames
 
     for root in (train_root, val_root):  # fill the frame cache once, before the parallel runs
-        load_frames(DataSpec(str(root), version=args.version, image_downscale=1), out / "cache")
-    results: dict[str, list[dict | None]] = {}  # None: that run failed
+        load_frames(DataSpec(str(root), version=args.version, image_downscale=1, lidar_sweeps=args.lidar_sweeps,
+                             max_lidar_points=args.max_lidar_points), out / "cache")
+    results: dict[str, list[dict | None]] = {}
     teacher_ckpt = None
     s0 = args.seeds[0]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {}
-        if "teacher" in args.rows or any(r not in NO_TEACHER for r in args.rows):
+        if "imkd_label" in args.rows:  # its label teachers come first (cheap: GT in, no images)
+            for s in args.seeds:
+                futures[("label_teacher", s)] = pool.submit(run_one, args, "label_teacher", s, train_root,
+                                                           val_root, None)
+            for s in args.seeds:
+                futures[("label_teacher", s)].result()
+        if args.teacher_run:
+            teacher_ckpt = Path(args.teacher_run) / "teacher.pt"
+        elif "teacher" in args.rows or any(r not in NO_TEACHER for r in args.rows):
             # the teacher (first seed) every distilled student learns from comes first; the
             # rows that need no teacher run beside it
             futures[("teacher", s0)] = pool.submit(run_one, args, "teacher", s0, train_root, val_root, None)
@@ -158,10 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             teacher_ckpt = out / f"teacher_s{s0}" / "teacher.pt"
         for s in args.seeds:  # seed-major: a complete first seed comes before the second
             for v in args.rows:
+                if v == "teacher" and args.teacher_run:
+                    continue
                 if (v, s) not in futures:
                     futures[(v, s)] = pool.submit(run_one, args, v, s, train_root, val_root, teacher_ckpt)
         for (v, _), f in futures.items():
-            results.setdefault(v, []).append(f.result())
+            if v != "label_teacher":
+                results.setdefault(v, []).append(f.result())
     md = table(args, results)
     wall = time.time() - t0
     text = md + f"\nablation wall time this invocation: {wall / 60:.1f} min\n"

@@ -78,6 +78,11 @@ def augment_frame(frame: Frame, rot: float, scale: float = 1.0, flip_x: bool = F
     assert LIDAR_FEATURES[:3] == ("x", "y", "z")
     meta = dict(frame.meta)
     meta["bev_aug"] = (float(rot), float(scale), bool(flip_x), bool(flip_y))
+    if meta.get("camera_ego_motion") is not None:  # capture ego -> keyframe ego, in the new frame
+        mot = np.array(meta["camera_ego_motion"], np.float64, copy=True)
+        mot[:, :3, :3] = a @ mot[:, :3, :3] @ a.T
+        mot[:, :3, 3] = mot[:, :3, 3] @ m.T
+        meta["camera_ego_motion"] = mot
     return replace(
         frame,
         cam_to_ego=c2e.astype(np.float32),

@@ -11,7 +11,7 @@ def _spec(source: str | None, args, split: str | None, limit: int | None):
     if source is None:
         return None
     return DataSpec(source, version=args.version, split=split or None, image_downscale=args.image_downscale,
-                    limit=limit)
+                    limit=limit, lidar_sweeps=args.lidar_sweeps, max_lidar_points=args.max_lidar_points)
 
 
 def _run(args) -> int:
@@ -27,7 +27,8 @@ def _run(args) -> int:
         train_data=_spec(args.data, args, args.train_split, args.limit),
         val_data=_spec(args.val_data or (args.data if args.val_split else None), args, args.val_split,
                        args.val_limit),
-        cache_dir=args.cache_dir, out=args.out, teacher_ckpt=args.teacher, epochs=args.epochs,
+        cache_dir=args.cache_dir, out=args.out, teacher_ckpt=args.teacher,
+        label_teacher_ckpt=args.label_teacher, init_ckpt=args.init, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, grad_clip=args.grad_clip,
         amp=args.amp, seed=args.seed, bev_aug=None if args.no_bev_aug else BevAugConfig(),
         img_aug=not args.no_img_aug, threads=args.threads, device=args.device,
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
                               description=__doc__)
     p.add_argument("--model", default="cpu", help="model config: cpu / paper / a YAML path")
     p.add_argument("--variant", default="imkd",
-                   help="teacher | camera_only | no_distill | l1 | l1_l2 | imkd")
+                   help="teacher | label_teacher | camera_only | no_distill | l1 | l1_l2 | imkd | ...")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="model config override, e.g. distill.level2_weight=0.5 (repeatable)")
     p.add_argument("--data", help="nuScenes-format dataroot (or simple:N:SEED)")
@@ -58,6 +59,14 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", default="runs/cache")
     p.add_argument("--out", default="runs/train")
     p.add_argument("--teacher", help="teacher checkpoint (student variants that distil)")
+    p.add_argument("--label-teacher", help="label teacher checkpoint (variant label_teacher; with "
+                   "--set distill.label=true)")
+    p.add_argument("--init", help="start from these weights (teacher.pt / student.pt of the same config), "
+                   "fresh optimizer + schedule: continue a finished campaign run")
+    p.add_argument("--lidar-sweeps", type=int, default=3, help="LiDAR sweeps per frame (teacher input, "
+                   "depth supervision)")
+    p.add_argument("--max-lidar-points", type=int, default=8000,
+                   help="LiDAR points kept per frame (random subsample, cached)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-3)

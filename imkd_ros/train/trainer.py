@@ -26,8 +26,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from imkd_ros.model.config import IMKDConfig, load_config
-from imkd_ros.model.distill import Distiller
-from imkd_ros.model.imkd import Student, load_teacher, save_checkpoint
+from imkd_ros.model.imkd import IMKD, load_teacher, save_checkpoint, uses_distillation
 from imkd_ros.model.preprocess import Preprocessor, batch_to
 from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.train.augment import BevAugConfig, random_augment
@@ -37,16 +36,24 @@ from imkd_ros.types import Frame
 # Named ablation variants -> config overrides (dotted keys) + data options.
 VARIANTS: dict[str, dict] = {
     "teacher": {},
+    # the label (ground-truth) encoder teacher, trained as an autoencoder through the head; a
+    # student distils from it with ``--label-teacher`` and ``distill.label: true``
+    "label_teacher": {},
     "camera_only": {"distill.level1": False, "distill.level2": False, "distill.response": False,
+                    "distill.velocity": False, "distill.label": False,
                     "fusion.radar_gate": False, "depth.radar_prior": False, "_drop_radar": True},
     "no_distill": {"distill.level1": False, "distill.level2": False, "distill.response": False,
-                   "fusion.radar_gate": False},
+                   "distill.velocity": False, "distill.label": False, "fusion.radar_gate": False},
     "l1": {"distill.level1": True, "distill.level2": False, "distill.response": False,
-           "fusion.radar_gate": False},
+           "distill.velocity": False, "fusion.radar_gate": False},
     "l1_l2": {"distill.level1": True, "distill.level2": True, "distill.response": True,
-              "fusion.radar_gate": False},
+              "distill.velocity": False, "fusion.radar_gate": False},
+    # full IMKD; velocity distillation and the label teacher as the model config says
     "imkd": {"distill.level1": True, "distill.level2": True, "distill.response": True,
              "fusion.radar_gate": True},
+    # full IMKD + the label (ground-truth) teacher (needs --label-teacher)
+    "imkd_label": {"distill.level1": True, "distill.level2": True, "distill.response": True,
+                   "fusion.radar_gate": True, "distill.label": True},
     # full IMKD with the intensity mask taken from LiDAR point density only and a stronger
     # foreground boost: the default mask mixes in the teacher's activation norm, which stays at
     # ~40 % of its maximum in empty space, so most of the distillation weight lands where LiDAR
@@ -66,6 +73,10 @@ class TrainConfig:
     cache_dir: str | None = "runs/cache"
     out: str = "runs/train"
     teacher_ckpt: str | None = None  # required for student variants with distillation
+    label_teacher_ckpt: str | None = None  # required when distill.label is on
+    # start from these weights (a lean teacher.pt / student.pt of the same config) with a fresh
+    # optimizer and schedule: continues a campaign past a finished schedule (ignored on resume)
+    init_ckpt: str | None = None
     epochs: int = 10
     batch_size: int = 2
     lr: float = 2e-3
@@ -109,53 +120,62 @@ def model_config(tc: TrainConfig) -> IMKDConfig:
     return apply_overrides(cfg, {**VARIANTS[tc.variant], **tc.overrides})
 
 
-def uses_distillation(cfg: IMKDConfig) -> bool:
-    d = cfg.distill
-    return bool(d.level1 or d.level2 or d.response)
-
-
 # ------------------------------------------------------------------------------------ modules
 class TeacherTask(nn.Module):
+    """The LiDAR teacher and its loss, on its own grid's targets (``teacher_targets``)."""
+
     def __init__(self, cfg: IMKDConfig):
         super().__init__()
         self.teacher = LidarTeacher(cfg)
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         out = self.teacher(batch["lidar"], batch["lidar_mask"])
-        return self.teacher.loss(out, batch["targets"])
+        return self.teacher.loss(out, batch.get("teacher_targets", batch["targets"]))
 
     def export_module(self) -> nn.Module:
         return self.teacher
 
 
-class StudentTask(nn.Module):
-    """Student + (frozen teacher + Distiller when any distillation is on); state keys match IMKD."""
+class LabelTeacherTask(nn.Module):
+    """The label encoder teacher, trained to reproduce the targets it is given through the head."""
 
-    def __init__(self, cfg: IMKDConfig, teacher: LidarTeacher | LabelTeacher | None):
+    def __init__(self, cfg: IMKDConfig):
         super().__init__()
-        self.student = Student(cfg)
-        self.teacher = teacher.freeze() if teacher is not None else None
-        self.distiller = (Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels,
-                                    teacher.out_channels) if teacher is not None else None)
-
-    def train(self, mode: bool = True) -> StudentTask:
-        super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
-        return self
+        self.teacher = LabelTeacher(cfg)
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
-        out = self.student(batch)
-        losses = self.student.loss(out, batch)
-        if self.teacher is not None and self.distiller is not None:
-            with torch.no_grad():
-                t_out = self.teacher(batch["lidar"], batch["lidar_mask"])
-            d = self.distiller(out, t_out, batch.get("targets"))
-            losses.update({k: v.to(losses["heatmap"].dtype) for k, v in d.items()})
-        return losses
+        return self.teacher.loss(self.teacher(batch["targets"]), batch["targets"])
 
     def export_module(self) -> nn.Module:
-        return self.student
+        return self.teacher
+
+
+def build_student_task(cfg: IMKDConfig, tc: TrainConfig) -> tuple[IMKD, IMKDConfig]:
+    """Load the teachers a config needs, check they fit, and build the model's own training
+    wrapper (model.imkd.IMKD: student, frozen teachers and distillation losses in one place);
+    ``imkd train`` runs exactly that module."""
+    from dataclasses import replace
+
+    teacher = label = None
+    if uses_distillation(cfg):
+        if not tc.teacher_ckpt:
+            raise ValueError(f"variant {tc.variant!r} distils: pass a teacher checkpoint")
+        teacher = load_teacher(tc.teacher_ckpt)
+        if not isinstance(teacher, LidarTeacher):
+            raise ValueError(f"{tc.teacher_ckpt} is not a LiDAR teacher checkpoint")
+        if teacher.cfg.grid != cfg.grid or teacher.cfg.head.tasks != cfg.head.tasks:
+            raise ValueError("teacher checkpoint was trained for another student grid / head layout")
+        cfg = replace(cfg, teacher=teacher.cfg.teacher)  # the student's config names its teacher
+    if cfg.distill.label:
+        if not tc.label_teacher_ckpt:
+            raise ValueError("distill.label is on: pass a label teacher checkpoint (variant label_teacher)")
+        label = load_teacher(tc.label_teacher_ckpt)
+        if not isinstance(label, LabelTeacher):
+            raise ValueError(f"{tc.label_teacher_ckpt} is not a label teacher checkpoint")
+        if label.cfg.grid != cfg.grid or label.cfg.head != cfg.head:
+            raise ValueError("label teacher checkpoint was trained for another grid / head")
+        cfg = replace(cfg, distill=replace(cfg.distill, label_channels=label.out_channels))
+    return IMKD(cfg, teacher, label), cfg
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -282,17 +302,13 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
     if val_frames is None and tc.val_data is not None:
         val_frames = load_frames(tc.val_data, tc.cache_dir, progress=tc.progress and is_main)
 
+    is_label = tc.variant == "label_teacher"
     if is_teacher:
-        task: TeacherTask | StudentTask = TeacherTask(cfg)
+        task: nn.Module = TeacherTask(cfg)
+    elif is_label:
+        task = LabelTeacherTask(cfg)
     else:
-        teacher = None
-        if uses_distillation(cfg):
-            if not tc.teacher_ckpt:
-                raise ValueError(f"variant {tc.variant!r} distils: pass a teacher checkpoint")
-            teacher = load_teacher(tc.teacher_ckpt)
-            if teacher.cfg.grid != cfg.grid or teacher.cfg.head.tasks != cfg.head.tasks:
-                raise ValueError("teacher checkpoint was trained on another grid / head layout")
-        task = StudentTask(cfg, teacher)
+        task, cfg = build_student_task(cfg, tc)
     task.to(device)
     params = [p for p in task.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim > 1]
@@ -330,6 +346,15 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
 
     start_epoch, step = 0, 0
     ckpt_path = out / "last.pt"
+    if tc.init_ckpt and not ckpt_path.exists():
+        from imkd_ros.model.imkd import load_checkpoint
+
+        init_cfg, init_state, _ = load_checkpoint(tc.init_ckpt)
+        if init_cfg.to_dict() != task.export_module().cfg.to_dict():
+            raise ValueError(f"{tc.init_ckpt} was trained with another model config")
+        task.export_module().load_state_dict(init_state)
+        if is_main:
+            print(f"initialised from {tc.init_ckpt}")
     if ckpt_path.exists():  # resume
         state = torch.load(str(ckpt_path), map_location="cpu", weights_only=True)
         task.load_state_dict(state["model"])
@@ -374,6 +399,8 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
             batch = batch_to(pre(frames_b), device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 losses = model(batch)
+            if isinstance(losses, tuple):  # IMKD returns (losses, student outputs)
+                losses = losses[0]
             loss = sum(losses.values())
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -406,7 +433,8 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
                "time_s": round(prev_time + time.perf_counter() - t_start, 2),
                **{k: v / max(n_row, 1) for k, v in sums.items()}}
         last = epoch + 1 == tc.epochs or stop
-        if is_main and val_frames and (last or (tc.eval_every and (epoch + 1) % tc.eval_every == 0)):
+        if is_main and val_frames and not is_label and (
+                last or (tc.eval_every and (epoch + 1) % tc.eval_every == 0)):
             res = last_val = evaluate_task(task, cfg, val_frames, is_teacher, drop, device, tc.batch_size)
             row.update({f"val_{k}": res[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "mAAE")})
         if is_main:
@@ -421,10 +449,10 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
                "train_frames": len(frames), "world_size": world,
                "time_s": round(prev_time + time.perf_counter() - t_start, 2)}
     if is_main:
-        kind = "teacher" if is_teacher else "student"
+        kind = "teacher" if is_teacher else "label_teacher" if is_label else "student"
         extra = {"variant": tc.variant, "seed": tc.seed, "drop_radar": drop, "steps": step}
         save_checkpoint(out / f"{kind}.pt", task.export_module(), cfg, kind=kind, extra=extra)
-        if val_frames:
+        if val_frames and not is_label:
             summary["val"] = last_val or evaluate_task(task, cfg, val_frames, is_teacher, drop, device,
                                                        tc.batch_size)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -467,7 +495,7 @@ def _save_resume(path: Path, task: nn.Module, opt, sched, scaler, epoch: int, st
     tmp.replace(path)
 
 
-def evaluate_task(task: TeacherTask | StudentTask, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool, drop: bool,
+def evaluate_task(task: nn.Module, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool, drop: bool,
                   device: torch.device, batch_size: int) -> dict:
     from imkd_ros.train.metrics import ground_truth, predict, score
 

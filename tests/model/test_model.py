@@ -134,7 +134,9 @@ def test_teacher_forward_shapes():
     batch = Preprocessor(cfg)([random_frame(6, raw_hw=(128, 352))])
     teacher = LidarTeacher(cfg)
     out = teacher(batch["lidar"], batch["lidar_mask"])
-    assert out["teacher_bev"].shape == (1, cfg.teacher.pillar.bev_channels, 32, 32)
+    ny, nx = teacher.grid.shape  # its own grid: a 2x refinement of the student's 32 x 32
+    assert (ny, nx) == (64, 64) and out["teacher_bev"].shape == (1, teacher.out_channels, ny, nx)
+    assert teacher.to_student_grid(out)["teacher_bev"].shape[-2:] == (32, 32)
     assert out["lidar_counts"].sum() == batch["lidar_mask"].sum() - int(
         (np.abs(batch["lidar"][0, :, :2].numpy()) >= 32).any(1)[batch["lidar_mask"][0].numpy()].sum())
 

@@ -32,7 +32,7 @@ def trained_teacher(data):
     opt = torch.optim.AdamW(teacher.parameters(), 5e-3)
     history = []
     for _ in range(STEPS):
-        losses = teacher.loss(teacher(batch["lidar"], batch["lidar_mask"]), batch["targets"])
+        losses = teacher.loss(teacher(batch["lidar"], batch["lidar_mask"]), batch["teacher_targets"])
         total = sum(losses.values())
         opt.zero_grad()
         total.backward()
@@ -94,7 +94,7 @@ def test_label_teacher_overfits_and_distils(data):
     label = LabelTeacher(cfg).train()
     opt = torch.optim.AdamW(label.parameters(), 5e-3)
     history = []
-    for _ in range(60):
+    for _ in range(STEPS):
         total = sum(label.loss(label(batch["targets"]), batch["targets"]).values())
         opt.zero_grad()
         total.backward()

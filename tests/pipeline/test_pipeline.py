@@ -138,3 +138,15 @@ def test_worker_drops_oldest_and_survives_errors() -> None:
     assert w.wait_idle(60)
     assert errors == ["boom"] and w.failed == 1 and seen[-1] == 7
     w.close()
+
+
+def test_camera_ego_motion_from_capture_to_keyframe() -> None:
+    """Cameras captured 100 ms before the keyframe at 10 m/s: their capture-time ego lies 1 m behind
+    (meta camera_ego_motion, used by the model's optional capture-time compensation)."""
+    det = RecordingDetector()
+    pipe = DetectorPipeline(det, transforms=make_tf())
+    pipe.process(KeyframeInput(1_000_000_000, cams(0.5, drop=(2,)), []))  # cameras stamped at 0.9 s
+    mot = det.frames[-1].meta["camera_ego_motion"]
+    assert mot.shape == (6, 4, 4)
+    np.testing.assert_allclose(mot[0][:3, 3], [-1.0, 0.0, 0.0], atol=1e-6)  # p_key = p_capture - 1 m
+    np.testing.assert_allclose(mot[2], np.eye(4))  # missing view: identity

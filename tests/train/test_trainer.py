@@ -14,6 +14,7 @@ import yaml
 
 from imkd_ros.model.imkd import load_student, load_teacher
 from imkd_ros.model.synthetic import tiny_config
+from imkd_ros.model.teacher import LabelTeacher
 from imkd_ros.train import trainer
 from imkd_ros.train.data import DataSpec
 from imkd_ros.train.trainer import TrainConfig, train
@@ -112,3 +113,26 @@ def test_cuda_amp_run(tiny_yaml, teacher_ckpt, tmp_path):
     rows = list(csv.DictReader((tmp_path / "metrics.csv").read_text().splitlines()))
     assert all(float(r["loss"]) == float(r["loss"]) for r in rows)  # not NaN
     assert load_student(tmp_path / "student.pt") is not None
+
+
+def test_label_teacher_is_trained_and_distilled(tiny_yaml, teacher_ckpt, tmp_path):
+    """The label teacher is built by training (variant label_teacher) and switched on per run."""
+    train(_tc(tiny_yaml, tmp_path / "label", variant="label_teacher", epochs=1, val_data=DataSpec("simple:2:9")))
+    label = tmp_path / "label" / "label_teacher.pt"
+    assert isinstance(load_teacher(label), LabelTeacher)
+    with pytest.raises(ValueError, match="label teacher"):
+        train(_tc(tiny_yaml, tmp_path / "missing", variant="imkd_label", teacher_ckpt=teacher_ckpt, epochs=1))
+    train(_tc(tiny_yaml, tmp_path / "student", variant="imkd_label", teacher_ckpt=teacher_ckpt,
+              label_teacher_ckpt=str(label), epochs=1))
+    rows = list(csv.DictReader((tmp_path / "student" / "metrics.csv").read_text().splitlines()))
+    assert float(rows[0]["distill_label"]) > 0 and float(rows[0]["distill_vel"]) >= 0
+    student = load_student(tmp_path / "student" / "student.pt")
+    assert student.cfg.distill.label and not any("label" in k for k in student.state_dict())
+
+
+def test_init_starts_from_the_given_weights(tiny_yaml, teacher_ckpt, tmp_path):
+    train(_tc(tiny_yaml, tmp_path, variant="teacher", init_ckpt=teacher_ckpt, epochs=1, max_steps=1, lr=1e-12))
+    a = dict(load_teacher(teacher_ckpt).named_parameters())
+    b = dict(load_teacher(tmp_path / "teacher.pt").named_parameters())
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
