@@ -53,6 +53,8 @@ class LidarTeacher(nn.Module):
         self.grid = tc.bev_grid(cfg.grid)  # its own (finer) grid, or the student's
         self.pillars = PillarEncoder(len(LIDAR_FEATURES), tc.pillar, self.grid)
         c = tc.pillar.bev_channels
+        self.encoder: nn.Module
+        self.bev_encoder: nn.Module
         if tc.arch == "unet":
             self.encoder = UNetBev(tc.pillar.point_channels, c, tc.pillar.num_blocks + tc.bev_blocks)
             self.bev_encoder = nn.Identity()

@@ -156,22 +156,25 @@ def build_student_task(cfg: IMKDConfig, tc: TrainConfig) -> tuple[IMKD, IMKDConf
     ``imkd train`` runs exactly that module."""
     from dataclasses import replace
 
-    teacher = label = None
+    teacher: LidarTeacher | None = None
+    label: LabelTeacher | None = None
     if uses_distillation(cfg):
         if not tc.teacher_ckpt:
             raise ValueError(f"variant {tc.variant!r} distils: pass a teacher checkpoint")
-        teacher = load_teacher(tc.teacher_ckpt)
-        if not isinstance(teacher, LidarTeacher):
+        loaded = load_teacher(tc.teacher_ckpt)
+        if not isinstance(loaded, LidarTeacher):
             raise ValueError(f"{tc.teacher_ckpt} is not a LiDAR teacher checkpoint")
+        teacher = loaded
         if teacher.cfg.grid != cfg.grid or teacher.cfg.head.tasks != cfg.head.tasks:
             raise ValueError("teacher checkpoint was trained for another student grid / head layout")
         cfg = replace(cfg, teacher=teacher.cfg.teacher)  # the student's config names its teacher
     if cfg.distill.label:
         if not tc.label_teacher_ckpt:
             raise ValueError("distill.label is on: pass a label teacher checkpoint (variant label_teacher)")
-        label = load_teacher(tc.label_teacher_ckpt)
-        if not isinstance(label, LabelTeacher):
+        loaded_label = load_teacher(tc.label_teacher_ckpt)
+        if not isinstance(loaded_label, LabelTeacher):
             raise ValueError(f"{tc.label_teacher_ckpt} is not a label teacher checkpoint")
+        label = loaded_label
         if label.cfg.grid != cfg.grid or label.cfg.head != cfg.head:
             raise ValueError("label teacher checkpoint was trained for another grid / head")
         cfg = replace(cfg, distill=replace(cfg.distill, label_channels=label.out_channels))
@@ -304,7 +307,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
 
     is_label = tc.variant == "label_teacher"
     if is_teacher:
-        task: nn.Module = TeacherTask(cfg)
+        task: TeacherTask | LabelTeacherTask | IMKD = TeacherTask(cfg)
     elif is_label:
         task = LabelTeacherTask(cfg)
     else:
@@ -350,7 +353,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         from imkd_ros.model.imkd import load_checkpoint
 
         init_cfg, init_state, _ = load_checkpoint(tc.init_ckpt)
-        if init_cfg.to_dict() != task.export_module().cfg.to_dict():
+        if init_cfg.to_dict() != task.export_module().cfg.to_dict():  # type: ignore[union-attr,operator]
             raise ValueError(f"{tc.init_ckpt} was trained with another model config")
         task.export_module().load_state_dict(init_state)
         if is_main:
@@ -495,8 +498,8 @@ def _save_resume(path: Path, task: nn.Module, opt, sched, scaler, epoch: int, st
     tmp.replace(path)
 
 
-def evaluate_task(task: nn.Module, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool, drop: bool,
-                  device: torch.device, batch_size: int) -> dict:
+def evaluate_task(task: TeacherTask | LabelTeacherTask | IMKD, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool,
+                  drop: bool, device: torch.device, batch_size: int) -> dict:
     from imkd_ros.train.metrics import ground_truth, predict, score
 
     module = task.export_module()
