@@ -192,7 +192,8 @@ def baseline(synthetic_recording, tmp_path_factory) -> dict[int, np.ndarray]:
                  ReplayOptions(out_dir=tmp_path_factory.mktemp("baseline"), write_bag=False, render=[],
                                render_worst=0))
     rep.run()
-    return {o.result.stamp_ns: o.result.boxes.center for o in rep.outputs}
+    # what the node would publish (replay scores every decoded box; the node keeps those >= its threshold)
+    return {o.result.stamp_ns: rep.at_node_threshold(o.result.boxes).center for o in rep.outputs}
 
 
 def t_in(rel: float, span: tuple[float, float]) -> bool:
@@ -341,9 +342,16 @@ def test_overload(start_node, collector, synthetic_recording, baseline, bag_t0):
           f"dropped {v['worker dropped']}")
     assert int(v["worker dropped"]) > 0, v
     assert run.objects, run.node.log()
-    got = sum(len(run.objects[s]) for s in run.objects if s in baseline)
-    want = sum(len(baseline[s]) for s in run.objects if s in baseline)
-    assert want and got >= 0.8 * want, (got, want)
+    # Which keyframes survive the one-frame queue depends on the machine's load, so pair each
+    # processed keyframe with the baseline's nearest (within 30 ms) instead of assuming the same
+    # stamps, and compare boxes over the pairs (a pair whose baseline frame is empty counts 0 of 0).
+    base_stamps = np.array(sorted(baseline))
+    pairs = [(s, int(base_stamps[np.argmin(np.abs(base_stamps - s))])) for s in run.objects]
+    pairs = [(s, b) for s, b in pairs if abs(s - b) <= 30_000_000]
+    assert pairs, (sorted(run.objects), sorted(baseline))
+    got = sum(len(run.objects[s]) for s, _ in pairs)
+    want = sum(len(baseline[b]) for _, b in pairs)
+    assert got >= 0.8 * want, (got, want, pairs)
     pipe = run.pipeline()
     assert any("keyframes_dropped_overload" in s.message for _, s in pipe), [s.message for _, s in pipe]
     assert all((s.level[0] if isinstance(s.level, bytes) else s.level) < 2 for _, s in pipe[3:])
