@@ -7,6 +7,8 @@ error so a typo in a config never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -261,9 +263,6 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 def models_dirs() -> list[Path]:
     """Where named configs live: $IMKD_MODELS_DIR, the source tree, the installed share dir."""
-    import os
-    import sys
-
     dirs = [Path(p) for p in os.environ.get("IMKD_MODELS_DIR", "").split(os.pathsep) if p]
     dirs += [MODELS_DIR, Path(sys.prefix) / "share" / "imkd_ros" / "models"]
     prefix = os.environ.get("AMENT_PREFIX_PATH", "")

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from imkd_ros.model.backbone import ImageEncoder
@@ -132,8 +133,6 @@ def warp_to_keyframe(bev: Tensor, mass: Tensor, motion: Tensor, grid) -> tuple[T
     """Per-camera BEVs (B*N, C, H, W) built in each camera's capture-time ego frame -> the
     keyframe ego frame. motion (B, N, 4, 4): capture ego -> keyframe ego; the warp samples each
     keyframe cell at its capture-time position (inverse motion, planar part: yaw + x, y)."""
-    import torch.nn.functional as F
-
     m = motion.flatten(0, 1)
     rot, t = m[:, :2, :2], m[:, :2, 3]
     inv_r = rot.transpose(1, 2)  # rigid: R^-1 = R^T

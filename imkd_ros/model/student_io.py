@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from imkd_ros.model.preprocess import Preprocessor
+from imkd_ros.model.synthetic import random_frame
 from imkd_ros.ops.bev_pool_geometry import GEOMETRY_INPUTS, BevPoolGeometry
 
 if TYPE_CHECKING:
@@ -145,9 +147,6 @@ def points_max(student: Student, batch: int, cameras: int) -> int:
 
 def example_inputs(student: Student, seed: int = 0, batch_size: int = 1) -> StudentInputs:
     """Synthetic frames -> StudentInputs (for export without a dataset, and for tests)."""
-    from imkd_ros.model.preprocess import Preprocessor
-    from imkd_ros.model.synthetic import random_frame
-
     cfg = student.cfg
     frames = [random_frame(seed + i) for i in range(batch_size)]
     batch = Preprocessor(cfg)(frames, targets=False)

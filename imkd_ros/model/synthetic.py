@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from imkd_ros.constants import CLASSES
+from imkd_ros.model.config import load_config
 from imkd_ros.types import LIDAR_FEATURES, RADAR_FEATURES, Boxes, Frame
 
 CAMERA_YAWS_DEG = (0.0, -55.0, -110.0, 180.0, 110.0, 55.0)  # order of constants.CAMERA_NAMES
@@ -152,8 +153,6 @@ def random_frame(seed: int, raw_hw: tuple[int, int] = (256, 704), num_boxes: int
 
 def tiny_config():
     """The cpu config shrunk for unit tests: 64x176 images, 32x32 BEV at 2 m, 16 depth bins."""
-    from imkd_ros.model.config import load_config
-
     cfg = load_config("cpu")
     cfg.name = "tiny"
     cfg.image.height, cfg.image.width = 64, 176

@@ -17,6 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from imkd_ros.evaluation import evaluate
+from imkd_ros.testing import NodeProcess, lease_domain, loopback_ros_env
+from imkd_ros.types import Boxes
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,8 +46,6 @@ def ensure_recording(out: Path, seed: int, scene_seconds: float) -> Path:
 
 
 def _boxes(d: dict):
-    from imkd_ros.types import Boxes
-
     return Boxes(center=np.asarray(d["center"], np.float32).reshape(-1, 3),
                  size=np.asarray(d["size"], np.float32).reshape(-1, 3),
                  yaw=np.asarray(d["yaw"], np.float32), velocity=np.asarray(d["velocity"], np.float32).reshape(-1, 2),
@@ -61,8 +63,6 @@ def score_live(live_json: Path, match_ns: int = 60_000_000) -> dict | None:
 def score_stamped(preds: dict, gts: dict, match_ns: int = 60_000_000) -> dict | None:
     """Metrics of stamped predictions against stamped ground truth: each GT keyframe takes the
     prediction nearest in time (camera sets are stamped a few ms from the LiDAR keyframe)."""
-    from imkd_ros.evaluation import evaluate
-
     pairs = {}
     for s, gt in gts.items():
         near = min(preds, key=lambda p: abs(p - s), default=None)
@@ -77,8 +77,6 @@ def score_stamped(preds: dict, gts: dict, match_ns: int = 60_000_000) -> dict | 
 
 
 def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, backend: str) -> int:
-    from imkd_ros.testing import NodeProcess, lease_domain, loopback_ros_env
-
     out.mkdir(parents=True, exist_ok=True)
     bag = ensure_recording(out, seed, scene_seconds)
     lease = lease_domain()

@@ -10,6 +10,7 @@ and report.md; PNG renders of chosen and of the worst keyframes; a per-stage tim
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -17,8 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from tqdm import tqdm
 
+from imkd_ros.bag import make_typestore
+from imkd_ros.evaluation import evaluate
+from imkd_ros.evaluation.report import markdown
 from imkd_ros.pipeline import FrameDetector, transform_boxes
+from imkd_ros.render import render_frame
+from imkd_ros.replay.source import open_recording
 from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
 from imkd_ros.ros.params import NodeParams, validate
@@ -51,8 +61,6 @@ class ReplayOptions:
 
 def load_params(path: str | Path | None) -> NodeParams:
     """Node parameters from a ROS params YAML (the node's own file) or the defaults."""
-    import yaml
-
     if not path:
         return NodeParams()
     data = yaml.safe_load(Path(path).read_text())
@@ -119,12 +127,6 @@ class Replay:
         return best if best is not None and abs(best - stamp) <= self.opt.gt_match_ns else None
 
     def run(self) -> dict[str, Any]:
-        from rclpy.serialization import serialize_message
-        from tqdm import tqdm
-
-        from imkd_ros.bag import make_typestore
-        from imkd_ros.replay.source import open_recording
-
         opt = self.opt
         opt.out_dir.mkdir(parents=True, exist_ok=True)
         store = make_typestore()
@@ -135,12 +137,8 @@ class Replay:
         with open_recording(self.bag, store, self.params.camera_topics) as reader:
             total = sum(c.msgcount for c in reader.connections)
             if opt.write_bag:
-                from rosbags.rosbag2 import StoragePlugin, Writer
-
                 bag_out = opt.out_dir / "replay"
                 if bag_out.exists():
-                    import shutil
-
                     shutil.rmtree(bag_out)
                 writer = Writer(bag_out, version=9, storage_plugin=StoragePlugin.MCAP)
                 writer.open()
@@ -249,8 +247,6 @@ class Replay:
                          **{f"pipeline_{k}": v for k, v in self.front.pipeline.counters.items()}},
         }
         if pairs:
-            from imkd_ros.evaluation import evaluate
-
             preds = {str(s): pred for s, _, pred in pairs}
             gts = {str(s): self.gt[s] for s, _, _ in pairs}
             report["metrics"] = evaluate(preds, gts, None)
@@ -272,8 +268,6 @@ class Replay:
         return report
 
     def _render(self, pairs: list, chosen: list[int], worst: list[int]) -> list[str]:
-        from imkd_ros.render import render_frame
-
         paths = []
         for tag, idxs in (("frame", chosen), ("worst", worst)):
             for i in idxs:
@@ -324,8 +318,6 @@ def report_markdown(report: dict[str, Any]) -> str:
              f"backend **{report['backend']}**, {report['keyframes_processed']} keyframes processed, "
              f"{report['keyframes_with_ground_truth']} with ground truth, {report['wall_time_s']:.1f} s wall time.", ""]
     if report.get("metrics"):
-        from imkd_ros.evaluation.report import markdown
-
         body = markdown(report["metrics"], title="nuScenes metrics").splitlines()
         if report.get("metrics_scope"):
             lines += [f"Scored: {report['metrics_scope']}."]

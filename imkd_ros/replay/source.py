@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcap.records import Channel, Message, Schema
+from mcap.stream_reader import StreamReader
+from rosbags.highlevel import AnyReader
+
 
 class RecordingError(ValueError):
     """A recording the replay cannot use; the message is one line naming the path."""
@@ -42,14 +46,10 @@ class _StreamedMcap:
         self._scan()
 
     def _records(self) -> Iterator[Any]:
-        from mcap.stream_reader import StreamReader
-
         with open(self.path, "rb") as fh:
             yield from StreamReader(fh).records
 
     def _scan(self) -> None:
-        from mcap.records import Channel, Message, Schema
-
         schemas: dict[int, str] = {}
         n, last_t, error = 0, None, "no footer"
         try:
@@ -67,8 +67,6 @@ class _StreamedMcap:
         self.connections = list(self._conns.values())
 
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        from mcap.records import Message
-
         left = self.truncated["messages_read"] if self.truncated else 0
         try:
             for rec in self._records():
@@ -119,8 +117,6 @@ def open_recording(bag: Path, typestore: Any, camera_topics: Sequence[str] = ())
 
     RecordingError when nothing usable is there, including a recording with none of
     ``camera_topics`` (the detector would have nothing to run on)."""
-    from rosbags.highlevel import AnyReader
-
     bag = Path(bag)
     if not bag.exists():
         raise RecordingError(f"recording {bag}: no such file or directory")

@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from imkd_ros.train.data import DataSpec, load_frames
+
 ROWS: list[tuple[str, str]] = [
     ("teacher", "LiDAR teacher (pillars)"),
     ("camera_only", "Camera-only student"),
@@ -146,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     train_root = ensure_data(args, "synth_train", args.train_scenes, args.train_seed)
     val_root = ensure_data(args, "synth_val", args.val_scenes, args.val_seed)
-    from imkd_ros.train.data import DataSpec, load_frames
 
     for root in (train_root, val_root):  # fill the frame cache once, before the parallel runs
         load_frames(DataSpec(str(root), version=args.version, image_downscale=1, lidar_sweeps=args.lidar_sweeps,

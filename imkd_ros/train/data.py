@@ -16,11 +16,14 @@ import hashlib
 import json
 import os
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
+from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig
+from imkd_ros.model.synthetic import random_frame
 from imkd_ros.types import Frame
 
 
@@ -41,8 +44,6 @@ class DataSpec:
 
 
 def _simple_frames(spec: str) -> list[Frame]:
-    from imkd_ros.model.synthetic import random_frame
-
     _, n, seed = spec.split(":")
     return [random_frame(int(seed) * 100_003 + i, raw_hw=(225, 400), num_boxes=6) for i in range(int(n))]
 
@@ -58,7 +59,6 @@ def read_frames(spec: DataSpec, progress: bool = True) -> list[Frame]:
     if spec.source.startswith("simple:"):
         frames = _simple_frames(spec.source)
         return frames[: spec.limit] if spec.limit else frames
-    from imkd_ros.data.nuscenes_reader import NuScenesReader, ReaderConfig
 
     rc = ReaderConfig(image_downscale=spec.image_downscale, radar_sweeps=spec.radar_sweeps,
                       lidar_sweeps=spec.lidar_sweeps)
@@ -69,8 +69,6 @@ def read_frames(spec: DataSpec, progress: bool = True) -> list[Frame]:
     rng = np.random.default_rng(0)
     it = tokens
     if progress:
-        from tqdm import tqdm
-
         it = tqdm(tokens, desc=f"read {Path(spec.source).name}/{spec.split or 'all'}", leave=False)
     frames = []
     for tok in it:
@@ -99,6 +97,4 @@ def load_frames(spec: DataSpec, cache_dir: str | Path | None = None, progress: b
 
 def drop_radar(frame: Frame) -> Frame:
     """The camera-only ablation: the same frame without radar returns."""
-    from dataclasses import replace
-
     return replace(frame, radar=np.zeros((0, frame.radar.shape[1] if frame.radar.ndim == 2 else 8), np.float32))

@@ -25,6 +25,10 @@ import torch
 import yaml
 
 from imkd_ros.constants import CLASSES
+from imkd_ros.evaluation import evaluate
+from imkd_ros.model.imkd import load_checkpoint, load_student, load_teacher
+from imkd_ros.train.data import DataSpec, load_frames
+from imkd_ros.train.metrics import ground_truth, predict
 from imkd_ros.types import Boxes, Frame
 
 DECODE_KEYS = ("velocity_flip_speed", "static_attr_zero_velocity", "score_threshold", "top_k",
@@ -87,9 +91,6 @@ def _summary(report: dict) -> dict:
 def evaluate_model(model, cfg, frames: list[Frame], teacher: bool, node_threshold: float = 0.3,
                    batch_size: int = 2) -> dict:
     """Metrics before / at the node threshold + diagnostics of one model on frames."""
-    from imkd_ros.evaluation import evaluate
-    from imkd_ros.train.metrics import ground_truth, predict
-
     preds = predict(model, frames, cfg, batch_size=batch_size, teacher=teacher)
     gts = ground_truth(frames)
     meta = {f.meta.get("sample_token", str(f.timestamp_us)): f.meta for f in frames}
@@ -116,9 +117,6 @@ def _override_head(model, sets: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imkd_ros.model.imkd import load_checkpoint, load_student, load_teacher
-    from imkd_ros.train.data import DataSpec, load_frames
-
     p = argparse.ArgumentParser(prog="python -m imkd_ros.train.heldout", description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True)
     p.add_argument("--version", default="v1.0-synth")

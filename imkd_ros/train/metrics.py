@@ -13,8 +13,16 @@ from __future__ import annotations
 import math
 
 import torch
+from nuscenes.eval.common.config import config_factory
+from nuscenes.eval.common.data_classes import EvalBoxes
+from nuscenes.eval.detection.algo import accumulate, calc_ap, calc_tp
+from nuscenes.eval.detection.data_classes import DetectionBox, DetectionMetricDataList, DetectionMetrics
+from tqdm import tqdm
 
 from imkd_ros.constants import ATTRIBUTES, CLASSES
+from imkd_ros.evaluation import evaluate
+from imkd_ros.model.preprocess import Preprocessor, batch_to
+from imkd_ros.train.data import drop_radar as _drop
 from imkd_ros.types import Boxes, Frame
 
 TP_KEYS = ("mATE", "mASE", "mAOE", "mAVE", "mAAE")
@@ -22,9 +30,6 @@ _TP_NAMES = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
 
 
 def _eval_boxes(boxes: dict[str, Boxes], is_gt: bool):
-    from nuscenes.eval.common.data_classes import EvalBoxes
-    from nuscenes.eval.detection.data_classes import DetectionBox
-
     out = EvalBoxes()
     for token, b in boxes.items():
         rows = []
@@ -45,10 +50,6 @@ def _eval_boxes(boxes: dict[str, Boxes], is_gt: bool):
 
 def devkit_metrics(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes],
                    classes: list[str] | None = None) -> dict:
-    from nuscenes.eval.common.config import config_factory
-    from nuscenes.eval.detection.algo import accumulate, calc_ap, calc_tp
-    from nuscenes.eval.detection.data_classes import DetectionMetricDataList, DetectionMetrics
-
     cfg = config_factory("detection_cvpr_2019")
     if classes is None:
         present = sorted({int(lbl) for b in ground_truth.values() for lbl in b.labels})
@@ -83,17 +84,12 @@ def devkit_metrics(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes]
 def score(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes], meta: dict | None = None) -> dict:
     """mAP, NDS, mATE..mAAE (+ per-class AP) of ego-frame predictions against ground truth."""
     try:
-        from imkd_ros.evaluation import evaluate
-    except ImportError:
-        evaluate = None  # type: ignore[assignment]
-    if evaluate is not None:
-        try:
-            res = evaluate(predictions, ground_truth, meta or {})
-            res = res if isinstance(res, dict) else getattr(res, "to_dict", lambda: vars(res))()
-            if "NDS" in res and "mAP" in res:
-                return res
-        except Exception as exc:  # a room in flux must not break training
-            print(f"imkd_ros.evaluation.evaluate failed ({exc!r}); using the in-memory devkit metrics")
+        res = evaluate(predictions, ground_truth, meta or {})
+        res = res if isinstance(res, dict) else getattr(res, "to_dict", lambda: vars(res))()
+        if "NDS" in res and "mAP" in res:
+            return res
+    except Exception as exc:  # a failed evaluation must not break training
+        print(f"imkd_ros.evaluation.evaluate failed ({exc!r}); using the in-memory devkit metrics")
     return devkit_metrics(predictions, ground_truth)
 
 
@@ -101,16 +97,11 @@ def score(predictions: dict[str, Boxes], ground_truth: dict[str, Boxes], meta: d
 def predict(model, frames: list[Frame], cfg, batch_size: int = 2, device: str | torch.device = "cpu",
             teacher: bool = False, drop_radar: bool = False, progress: bool = False) -> dict[str, Boxes]:
     """sample token -> predicted Boxes for a Student (or a LidarTeacher with teacher=True)."""
-    from imkd_ros.model.preprocess import Preprocessor, batch_to
-    from imkd_ros.train.data import drop_radar as _drop
-
     pre = Preprocessor(cfg, train=False)
     model.eval()
     preds: dict[str, Boxes] = {}
     starts = range(0, len(frames), batch_size)
     if progress:
-        from tqdm import tqdm
-
         starts = tqdm(starts, desc="eval", leave=False)
     for s in starts:
         chunk = frames[s:s + batch_size]

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import torch
 
-from imkd_ros.model.imkd import write_sidecar
+from imkd_ros.model.imkd import load_student, write_sidecar
+from imkd_ros.render.frame import RenderOptions, render_frame
+from imkd_ros.train.data import DataSpec, read_frames
+from imkd_ros.train.metrics import predict
 from imkd_ros.types import Frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,11 +42,6 @@ def _command(run: Path) -> str:
 
 
 def render(student_path: Path, val_root: str, version: str, out_dir: Path, count: int, stride: int) -> list[Path]:
-    from imkd_ros.model.imkd import load_student
-    from imkd_ros.render.frame import RenderOptions, render_frame
-    from imkd_ros.train.data import DataSpec, read_frames
-    from imkd_ros.train.metrics import predict
-
     frames = read_frames(DataSpec(val_root, version=version, image_downscale=1), progress=False)
     picked: list[Frame] = []
     seen: set[str | None] = set()

@@ -17,20 +17,22 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from imkd_ros.model.config import IMKDConfig, load_config
-from imkd_ros.model.imkd import IMKD, load_teacher, save_checkpoint, uses_distillation
+from imkd_ros.model.imkd import IMKD, load_checkpoint, load_teacher, save_checkpoint, uses_distillation
 from imkd_ros.model.preprocess import Preprocessor, batch_to
 from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
 from imkd_ros.train.augment import BevAugConfig, random_augment
 from imkd_ros.train.data import DataSpec, drop_radar, load_frames
+from imkd_ros.train.metrics import ground_truth, predict, score
 from imkd_ros.types import Frame
 
 # Named ablation variants -> config overrides (dotted keys) + data options.
@@ -154,8 +156,6 @@ def build_student_task(cfg: IMKDConfig, tc: TrainConfig) -> tuple[IMKD, IMKDConf
     """Load the teachers a config needs, check they fit, and build the model's own training
     wrapper (model.imkd.IMKD: student, frozen teachers and distillation losses in one place);
     ``imkd train`` runs exactly that module."""
-    from dataclasses import replace
-
     teacher: LidarTeacher | None = None
     label: LabelTeacher | None = None
     if uses_distillation(cfg):
@@ -242,10 +242,10 @@ def append_csv(path: Path, row: dict) -> None:
 
 
 def plot_losses(csv_path: Path, png_path: Path) -> None:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (optional: heavy, plotting only; Agg backend chosen before pyplot loads)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (optional: heavy, after matplotlib.use("Agg"))
 
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
@@ -350,8 +350,6 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
     start_epoch, step = 0, 0
     ckpt_path = out / "last.pt"
     if tc.init_ckpt and not ckpt_path.exists():
-        from imkd_ros.model.imkd import load_checkpoint
-
         init_cfg, init_state, _ = load_checkpoint(tc.init_ckpt)
         if init_cfg.to_dict() != task.export_module().cfg.to_dict():  # type: ignore[union-attr,operator]
             raise ValueError(f"{tc.init_ckpt} was trained with another model config")
@@ -395,8 +393,6 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
         n = n_row = 0
         it = loader
         if tc.progress and is_main:
-            from tqdm import tqdm
-
             it = tqdm(loader, desc=f"{tc.variant} epoch {epoch + 1}/{tc.epochs}", leave=False)
         for n, frames_b in enumerate(it, 1):
             batch = batch_to(pre(frames_b), device)
@@ -500,8 +496,6 @@ def _save_resume(path: Path, task: nn.Module, opt, sched, scaler, epoch: int, st
 
 def evaluate_task(task: TeacherTask | LabelTeacherTask | IMKD, cfg: IMKDConfig, frames: list[Frame], is_teacher: bool,
                   drop: bool, device: torch.device, batch_size: int) -> dict:
-    from imkd_ros.train.metrics import ground_truth, predict, score
-
     module = task.export_module()
     was_training = module.training
     preds = predict(module, frames, cfg, batch_size=batch_size, device=device, teacher=is_teacher,
