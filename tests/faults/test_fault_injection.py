@@ -32,7 +32,7 @@ from imkd_ros.ros.detections import object3d_array_to_boxes
 from imkd_ros.ros.msgutil import time_to_ns
 from imkd_ros.runtime import create_detector
 from tests.faults import faultbag as fb
-from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector
+from tests.ros.test_node import NS, ROOT, play_and_wait, start_detector, wait_drained
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -77,23 +77,6 @@ def record(collector, topic: str, msg_type: Any, sink: list, convert=lambda m: m
     collector._subs.append(collector.node.create_subscription(msg_type, topic, cb, qos))
 
 
-
-def wait_quiet(collector, topic: str, quiet_s: float = 8.0, timeout: float = 120) -> list:
-    """Wait until no new message arrived on `topic` for quiet_s (the node worked off its queue).
-
-    Kept here: tests/ros/test_node.py replaced its copy with wait_drained (issue #15) after this
-    module was written against it (issue #12)."""
-    deadline = time.monotonic() + timeout
-    n, t_last = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        msgs = collector.received(topic)
-        if len(msgs) != n:
-            n, t_last = len(msgs), time.monotonic()
-        elif time.monotonic() - t_last > quiet_s:
-            break
-        time.sleep(0.2)
-    return collector.received(topic)
-
 def run_live(start_node, collector, bag: Path, *node_args: str, rate: float = RATE) -> LiveRun:
     objs: list = []
     statuses: list = []
@@ -109,7 +92,7 @@ def run_live(start_node, collector, bag: Path, *node_args: str, rate: float = RA
                               f"keyframe_rate_hz:={KEYFRAME_HZ}", *node_args)
     collector.wait_for_publishers(f"{NS}/objects", timeout=90)
     play_and_wait(start_node, run.node, bag, rate=rate, timeout=240)
-    wait_quiet(collector, f"{NS}/objects", quiet_s=6.0)
+    wait_drained(collector, f"{NS}/objects", expected=None, quiet_s=6.0)
     assert run.node.alive(), run.node.log()
     for _, m in objs:
         run.objects[time_to_ns(m.header.stamp)] = object3d_array_to_boxes(m).center
