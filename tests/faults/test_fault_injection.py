@@ -165,18 +165,19 @@ def bag_t0(synthetic_recording) -> int:
         return next(t for _, t, _ in r.messages())
 
 
-@pytest.fixture(scope="session")
-def baseline(synthetic_recording, tmp_path_factory) -> dict[int, np.ndarray]:
+def replay_baseline(bag: Path, out_dir: Path, keyframe_hz: float) -> dict[int, np.ndarray]:
     """Box centres per keyframe of a fault-free replay through the node's front end (same params)."""
-
-    params = replace(load_params(ROOT / "config" / "detector.yaml"), backend="torch-cpu", keyframe_rate_hz=KEYFRAME_HZ)
+    params = replace(load_params(ROOT / "config" / "detector.yaml"), backend="torch-cpu", keyframe_rate_hz=keyframe_hz)
     det, _ = create_detector(str(SHIPPED), backend="torch-cpu")
-    rep = Replay(synthetic_recording["bag"], det, params,
-                 ReplayOptions(out_dir=tmp_path_factory.mktemp("baseline"), write_bag=False, render=[],
-                               render_worst=0))
+    rep = Replay(bag, det, params, ReplayOptions(out_dir=out_dir, write_bag=False, render=[], render_worst=0))
     rep.run()
     # what the node would publish (replay scores every decoded box; the node keeps those >= its threshold)
     return {o.result.stamp_ns: rep.at_node_threshold(o.result.boxes).center for o in rep.outputs}
+
+
+@pytest.fixture(scope="session")
+def baseline(synthetic_recording, tmp_path_factory) -> dict[int, np.ndarray]:
+    return replay_baseline(synthetic_recording["bag"], tmp_path_factory.mktemp("baseline"), KEYFRAME_HZ)
 
 
 def t_in(rel: float, span: tuple[float, float]) -> bool:
@@ -316,25 +317,37 @@ def test_stamp_faults(start_node, collector, synthetic_recording, baseline, bag_
     assert run.node.stop() in (0, -2), run.node.log()
 
 
-def test_overload(start_node, collector, synthetic_recording, baseline, bag_t0):
-    """12x real time with a one-frame queue: the oldest keyframes are dropped, counted and named
-    (WARN: the requested keyframe rate is not met), never an ERROR; what is processed is as good."""
-    run = run_live(start_node, collector, synthetic_recording["bag"], "-p", "pending_frames:=1", rate=12.0)
+# Overload: every camera cycle is a keyframe (12 Hz) and the bag plays at 2x, so the node is asked
+# for ~24 keyframes/s, far above what the CPU model does on any 2-core box (~1-5/s measured), while
+# the player's ~800 messages/s still reach the node intact. (At 12x the executor itself lost
+# images, so the processed keyframes had masked views and their box counts depended on luck.)
+OVERLOAD_RATE = 2.0
+OVERLOAD_KEYFRAME_HZ = 12.0
+
+
+def test_overload(start_node, collector, synthetic_recording, bag_t0, tmp_path):
+    """Keyframes requested far faster than processed, with a one-frame queue: the oldest are dropped,
+    counted and named (WARN: the requested keyframe rate is not met), never an ERROR; each keyframe
+    that is processed is complete and gives the boxes the fault-free replay gives for that stamp."""
+    run = run_live(start_node, collector, synthetic_recording["bag"], "-p", "pending_frames:=1",
+                   "-p", f"keyframe_rate_hz:={OVERLOAD_KEYFRAME_HZ}", rate=OVERLOAD_RATE)
+    base = replay_baseline(synthetic_recording["bag"], tmp_path / "baseline", OVERLOAD_KEYFRAME_HZ)
     v = run.values()
-    print(f"[faults] overload: {len(run.objects)} of {len(baseline)} keyframes processed, "
+    print(f"[faults] overload: {len(run.objects)} of {len(base)} keyframes processed, "
           f"dropped {v['worker dropped']}")
     assert int(v["worker dropped"]) > 0, v
     assert run.objects, run.node.log()
-    # Which keyframes survive the one-frame queue depends on the machine's load, so pair each
-    # processed keyframe with the baseline's nearest (within 30 ms) instead of assuming the same
-    # stamps, and compare boxes over the pairs (a pair whose baseline frame is empty counts 0 of 0).
-    base_stamps = np.array(sorted(baseline))
-    pairs = [(s, int(base_stamps[np.argmin(np.abs(base_stamps - s))])) for s in run.objects]
-    pairs = [(s, b) for s, b in pairs if abs(s - b) <= 30_000_000]
-    assert pairs, (sorted(run.objects), sorted(baseline))
-    got = sum(len(run.objects[s]) for s, _ in pairs)
-    want = sum(len(baseline[b]) for _, b in pairs)
-    assert got >= 0.8 * want, (got, want, pairs)
+    assert len(run.objects) < len(base), (len(run.objects), len(base))
+    # the node's keyframes are the replay's keyframes (same sync policy, same stamps): overload
+    # changes which ones are processed, never what a processed one contains
+    missing = sorted(set(run.objects) - set(base))
+    assert not missing, ("processed keyframes the replay does not have", missing, sorted(base))
+    masked = {time_to_ns(st.header.stamp): list(st.missing_cameras) for st in run.statuses if st.missing_cameras}
+    assert not masked, masked
+    got = sum(len(run.objects[s]) for s in run.objects)
+    want = sum(len(base[s]) for s in run.objects)
+    print(f"[faults] overload: boxes {got} of {want} over {len(run.objects)} processed keyframes")
+    assert want > 0 and got >= 0.8 * want, (got, want, {s: (len(run.objects[s]), len(base[s])) for s in run.objects})
     pipe = run.pipeline()
     assert any("keyframes_dropped_overload" in s.message for _, s in pipe), [s.message for _, s in pipe]
     assert all((s.level[0] if isinstance(s.level, bytes) else s.level) < 2 for _, s in pipe[3:])
