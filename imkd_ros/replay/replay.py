@@ -70,6 +70,14 @@ def load_params(path: str | Path | None) -> NodeParams:
     raise ValueError(f"{path}: no '/**' or 'imkd_detector' section with ros__parameters")
 
 
+def output_threshold(boxes: Boxes, threshold: float, max_detections: int) -> Boxes:
+    """The node's output rule applied to a wider set: scores >= threshold, the best max_detections."""
+    boxes = boxes.select(boxes.scores >= threshold)
+    if len(boxes) > max_detections:
+        boxes = boxes.select(np.argsort(-boxes.scores, kind="stable")[:max_detections])
+    return boxes
+
+
 def _frame_errors(pred: Boxes, gt: Boxes, dist: float = 2.0) -> int:
     """Misses + false positives by greedy centre matching (same class, < dist m): ranks the worst frames."""
     used = np.zeros(len(gt), bool)
@@ -207,10 +215,7 @@ class Replay:
 
     def at_node_threshold(self, boxes: Boxes) -> Boxes:
         """What the node publishes: scores >= its threshold, at most max_detections (best first)."""
-        boxes = boxes.select(boxes.scores >= self.node_threshold)
-        if len(boxes) > self.node_max:
-            boxes = boxes.select(np.argsort(-boxes.scores, kind="stable")[: self.node_max])
-        return boxes
+        return output_threshold(boxes, self.node_threshold, self.node_max)
 
     # -- evaluation and reports ---------------------------------------------------------------
     def matched(self) -> list[tuple[int, KeyframeOutput, Boxes]]:
