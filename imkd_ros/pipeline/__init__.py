@@ -7,6 +7,7 @@ from imkd_ros.pipeline.pipeline import (
     KeyframeInput,
     PipelineConfig,
     PipelineResult,
+    output_threshold,
     transform_boxes,
 )
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
@@ -26,5 +27,6 @@ __all__ = [
     "TransformError",
     "TransformRejected",
     "merge_sweeps",
+    "output_threshold",
     "transform_boxes",
 ]

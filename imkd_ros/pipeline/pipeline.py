@@ -205,10 +205,7 @@ class DetectorPipeline:
         if not finite.all():  # never publish NaN boxes; a counted model fault instead
             self.counters["model_nonfinite_boxes"] += int((~finite).sum())
             boxes = boxes.select(finite)
-        keep = boxes.scores >= self.config.score_threshold
-        boxes = boxes.select(keep)
-        if len(boxes) > self.config.max_detections:
-            boxes = boxes.select(np.argsort(-boxes.scores)[: self.config.max_detections])
+        boxes = output_threshold(boxes, self.config.score_threshold, self.config.max_detections)
         out_frame = self.config.output_frame
         if out_frame != self.config.base_frame:
             boxes = transform_boxes(boxes, self.tf.lookup(out_frame, self.config.base_frame, inp.stamp_ns))
@@ -218,6 +215,15 @@ class DetectorPipeline:
                    "pipeline_total": (t3 - t0) * 1e3}
         return PipelineResult(inp.stamp_ns, out_frame, boxes, timings, missing, int(frame.radar.shape[0]),
                               frame if keep_frame else None)
+
+
+def output_threshold(boxes: Boxes, threshold: float, max_detections: int) -> Boxes:
+    """The node's output rule: scores >= threshold, the best max_detections (stable on ties).
+    One place, so the replay and the demo apply to a wider set exactly what the node publishes."""
+    boxes = boxes.select(boxes.scores >= threshold)
+    if len(boxes) > max_detections:
+        boxes = boxes.select(np.argsort(-boxes.scores, kind="stable")[:max_detections])
+    return boxes
 
 
 def cap_merged_radar(radar: np.ndarray, cap: int) -> np.ndarray:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from imkd_ros.evaluation import evaluate
-from imkd_ros.replay.replay import ReplayOptions, load_params, output_threshold
+from imkd_ros.pipeline import output_threshold
+from imkd_ros.replay.replay import ReplayOptions, load_params
 from imkd_ros.testing import NodeProcess, lease_domain, loopback_ros_env
 from imkd_ros.types import Boxes
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from imkd_ros.bag import make_typestore
 from imkd_ros.evaluation import evaluate
 from imkd_ros.evaluation.report import markdown
-from imkd_ros.pipeline import FrameDetector, transform_boxes
+from imkd_ros.pipeline import FrameDetector, output_threshold, transform_boxes
 from imkd_ros.render import render_frame
 from imkd_ros.replay.source import open_recording
 from imkd_ros.ros import detections, markers, msgutil
@@ -68,14 +68,6 @@ def load_params(path: str | Path | None) -> NodeParams:
         if key in data:
             return validate(NodeParams(**data[key]["ros__parameters"]))
     raise ValueError(f"{path}: no '/**' or 'imkd_detector' section with ros__parameters")
-
-
-def output_threshold(boxes: Boxes, threshold: float, max_detections: int) -> Boxes:
-    """The node's output rule applied to a wider set: scores >= threshold, the best max_detections."""
-    boxes = boxes.select(boxes.scores >= threshold)
-    if len(boxes) > max_detections:
-        boxes = boxes.select(np.argsort(-boxes.scores, kind="stable")[:max_detections])
-    return boxes
 
 
 def _frame_errors(pred: Boxes, gt: Boxes, dist: float = 2.0) -> int:
