@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default="v1.0-synth")
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--stride", type=int, default=8)
+    p.add_argument("--train-scenes", type=int, default=24, help="for the card's data commands")
+    p.add_argument("--val-scenes", type=int, default=4)
+    p.add_argument("--notes", default=None, help="markdown put into the card after the metrics (lineage, re-measures)")
     args = p.parse_args(argv)
     models = ROOT / "models"
     pairs = {"teacher": (Path(args.teacher_run) / "teacher.pt", models / "imkd_teacher_cpu.pt"),
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     curve = Path(args.student_run) / "loss_curve.png"
     if curve.exists():
         shutil.copyfile(curve, ROOT / "docs" / "images" / "imkd_student_cpu_loss.png")
-    card = card_text(info, imgs)
+    notes = Path(args.notes).read_text() if args.notes else ""
+    card = card_text(info, imgs, args, notes)
     (models / "MODEL_CARD.md").write_text(card)
     print(card)
     return 0
@@ -115,61 +119,81 @@ def _comparison(info: dict) -> list[str]:
         if runs:
             nds = sum(r["NDS"] for r in runs) / len(runs)
             m = sum(r["mAP"] for r in runs) / len(runs)
-            out.append(f"- {label}: NDS {nds:.3f}, mAP {m:.3f} ({len(runs)} seeds)")
+            out.append(f"- {label}: NDS {nds:.3f}, mAP {m:.3f} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
     return out
 
 
-def card_text(info: dict, imgs: list[Path]) -> str:
+def _describe(cfg: dict) -> str:
+    """One line of what the checkpoint's own config builds (the card follows the model, not a copy)."""
+    g = cfg["grid"]
+    cells = round((g["x_max"] - g["x_min"]) / g["resolution"])
+    tg = cfg.get("teacher", {}).get("grid") or g
+    tcells = round((tg["x_max"] - tg["x_min"]) / tg["resolution"])
+    h, w = cfg["image"]["height"], cfg["image"]["width"]
+    d = cfg["depth"]
+    bins = round((d["d_max"] - d["d_min"]) / d["d_step"])
+    return (f"6 x {h}x{w} images, {bins} depth bins {d['d_min']:g}-{d['d_max']:g} m with a radar depth prior, "
+            "radar pillars, "
+            f"{cells}x{cells} student BEV at {g['resolution']} m, LiDAR teacher on {tcells}x{tcells} at "
+            f"{tg['resolution']} m, CenterPoint head, heading `{cfg['head'].get('heading', 'sincos')}`, "
+            f"velocity loss `{cfg['head'].get('velocity_loss', 'l1')}`")
+
+
+def card_text(info: dict, imgs: list[Path], args: argparse.Namespace | None = None,
+              notes: str = "") -> str:
     s, t = info["student"], info["teacher"]
     tc = s["train_config"]
+    data = tc["train_data"]
+    cfg = torch.load(s["path"], map_location="cpu", weights_only=True)["config"]
+    frames = s["summary"].get("train_frames")
+    train_scenes = getattr(args, "train_scenes", 24)
+    val_scenes = getattr(args, "val_scenes", 4)
+    synth = "--scene-seconds 8 --image-scale 0.25 --camera-sweeps none --val-fraction 0"
     lines = [
         "# IMKD CPU checkpoints",
         "",
-        "Two checkpoints of the `cpu` model config (models/cpu.yaml: 6 x 128x352 images, custom",
-        "ResNet (BasicBlock [1,1,1,1], widths 16-96) + FPN to stride 16, 35 depth bins 2-58 m with a radar",
-        "depth prior, radar pillars, 64x64 BEV at 1.6 m, CenterPoint head with 6 class groups):",
+        f"Two checkpoints of the `cpu` model config (models/cpu.yaml: {_describe(cfg)}):",
         "",
         "| file | what | size | sha256 |",
         "|---|---|---|---|",
-        f"| `models/imkd_student_cpu.pt` | full IMKD student (camera + radar; L1 + L2 + response "
-        f"distillation, intensity-guided fusion); what the ROS node loads by default | "
+        f"| `models/imkd_student_cpu.pt` | full IMKD student (camera + radar; variant `{tc['variant']}`: "
+        f"L1 + L2 + response + velocity distillation, intensity-guided fusion); what the ROS node loads by default | "
         f"{s['size'] / 1e6:.2f} MB | `{s['sha']}` |",
-        f"| `models/imkd_teacher_cpu.pt` | LiDAR pillar teacher it was distilled from (training only) | "
+        f"| `models/imkd_teacher_cpu.pt` | LiDAR teacher it was distilled from (training only) | "
         f"{t['size'] / 1e6:.2f} MB | `{t['sha']}` |",
         "",
         "Both load with `torch.load(path, weights_only=True)` (dict: kind, config, state_dict, extra);",
-        "`imkd_ros.model.load_student` / `load_teacher` build the modules. The student checkpoint holds",
-        "only the student (no teacher, no distillation adapters).",
+        "`imkd_ros.model.load_student` / `load_teacher` build the modules and check the `.sha256` sidecar.",
+        "The student checkpoint holds only the student (no teacher, no distillation adapters).",
         "",
         "## Data",
         "",
         "Synthetic nuScenes-format world (`imkd data synth`), 400x225 cameras (`--image-scale 0.25`), key",
-        "frames only, 6 radar sweeps and 3 LiDAR sweeps per frame (LiDAR subsampled to 8000 points):",
+        f"frames only, {data['radar_sweeps']} radar sweeps and {data['lidar_sweeps']} LiDAR sweeps per frame"
+        f" (LiDAR up to {data['max_lidar_points']} points):",
         "",
-        "- train: `imkd data synth --out runs/data/synth_train --scenes 12 --seed 1 --scene-seconds 8"
-        " --image-scale 0.25 --camera-sweeps none --val-fraction 0` (192 key frames);",
-        "- held-out: `imkd data synth --out runs/data/synth_val --scenes 4 --seed 2 --scene-seconds 8"
-        " --image-scale 0.25 --camera-sweeps none --val-fraction 0` (64 key frames, other world seed).",
+        f"- train: `imkd data synth --out runs/data/synth_train --scenes {train_scenes} --seed 1 {synth}`"
+        f" ({frames} key frames);",
+        f"- held-out: `imkd data synth --out runs/data/synth_val --scenes {val_scenes} --seed 2 {synth}`"
+        " (other world seed; day, night and rain scenes).",
         "",
         "## Training",
         "",
-        f"The seed-{tc['seed']} LiDAR teacher and full-IMKD student (variant `{tc['variant']}`) of the main"
-        f" table of docs/ablation.md: teacher"
-        f" {t['train_config']['epochs']} epochs, student {tc['epochs']} epochs, batch {tc['batch_size']},"
-        f" AdamW lr {tc['lr']} one-cycle, grad clip {tc['grad_clip']}, BEV augmentation (rotation +-22.5 deg,"
-        " scale 0.95-1.05, both flips) + image resize 0.9-1.1 / flip, one CPU thread. Commands:",
+        f"Teacher: {t['summary']['steps']} steps; student: {s['summary']['steps']} steps ({tc['epochs']} epochs),"
+        f" batch {tc['batch_size']}, AdamW lr {tc['lr']} one-cycle, grad clip {tc['grad_clip']}, seed {tc['seed']},"
+        " BEV augmentation (rotation +-22.5 deg, scale 0.95-1.05, both flips) + image resize 0.9-1.1 / flip,"
+        " one CPU thread. Commands (teacher first):",
         "",
         "```",
         t["cmd"],
         s["cmd"],
         "```",
         "",
-        f"Training time (wall, one thread on a shared 2-core machine): teacher {t['summary']['time_s'] / 60:.1f}"
-        f" min ({t['summary']['steps']} steps), student {s['summary']['time_s'] / 60:.1f} min"
-        f" ({s['summary']['steps']} steps).",
+        f"Training time (wall, one thread on a 2-core machine): teacher {t['summary']['time_s'] / 60:.1f}"
+        f" min, student {s['summary']['time_s'] / 60:.1f} min.",
         "",
-        "## Metrics on the held-out split (64 frames, nuScenes detection metrics via imkd_ros.evaluation,",
-        "classes present in the ground truth)",
+        "## Metrics on the held-out split (nuScenes detection metrics via imkd_ros.evaluation, every",
+        "decoded box up to 500 per key frame, classes present in the ground truth)",
         "",
         "| model | NDS | mAP | mATE | mASE | mAOE | mAVE | mAAE |",
         "|---|---|---|---|---|---|---|---|",
@@ -178,8 +202,12 @@ def card_text(info: dict, imgs: list[Path]) -> str:
         "",
         *_comparison(info),
         "",
-        "These are tiny-budget CPU models on a synthetic world: a pipeline and integration",
-        "artefact, not a nuScenes-quality detector. Retrain on a GPU with the `paper` config for real use.",
+    ]
+    if notes:
+        lines += [notes.strip(), ""]
+    lines += [
+        "These are small CPU models on a synthetic world: a pipeline and integration artefact, not a",
+        "nuScenes-quality detector. Retrain on a GPU with the `paper` config for real use.",
         "",
         "## Pictures",
         "",
