@@ -240,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # rclpy's SIGINT handler can shut the context down while the executor builds its wait set
+        # (RCLError "the given context is not valid"): that is a clean stop, not a crash
+        if rclpy.ok():
+            raise
     finally:
         detector.close()
         node.destroy_node()

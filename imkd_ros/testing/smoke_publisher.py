@@ -12,6 +12,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Point
 from imkd_msgs.msg import Object3D, Object3DArray
+from rclpy.executors import ExternalShutdownException
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
@@ -74,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     node.create_timer(0.1, tick)
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:  # SIGINT shut the context down mid-wait (rclpy race): a clean stop
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
