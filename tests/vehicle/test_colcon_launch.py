@@ -249,7 +249,13 @@ def test_on_exit_respawn_restarts_a_dead_node(plain_install: Path, start_launch,
     # shm_profile:=true with a profile already set (the tests' loopback one): kept, not replaced
     assert f"keeping the Fast DDS profile already set (FASTDDS_DEFAULT_PROFILES_FILE={LOOPBACK_PROFILE})" in log
     os.killpg(launch.proc.pid, signal.SIGINT)  # Ctrl-C still ends a respawning launch
-    launch.proc.wait(120)
+    try:
+        launch.proc.wait(120)
+    except subprocess.TimeoutExpired:
+        alive = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-g", str(launch.proc.pid)],
+                               capture_output=True, text=True).stdout
+        pytest.fail(f"the launch did not end within 120 s of Ctrl-C\nstill alive:\n{alive}\n"
+                    f"launch log (tail):\n{launch.log()[-6000:]}")
 
 
 def test_symlink_install_finds_its_files(tmp_path: Path) -> None:
