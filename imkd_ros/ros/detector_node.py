@@ -222,7 +222,8 @@ class DetectorNode:
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
-    from rclpy.executors import ExternalShutdownException  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
+
+    from imkd_ros.ros.spin import spin_until_shutdown  # noqa: PLC0415  (optional: ROS msgs; replay imports this without ROS)
 
     rclpy.init(args=argv if argv is not None else sys.argv)
     node = rclpy.create_node("imkd_detector")
@@ -237,14 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 2
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # rclpy's SIGINT handler can shut the context down while the executor builds its wait set
-        # (RCLError "the given context is not valid"): that is a clean stop, not a crash
-        if rclpy.ok():
-            raise
+        spin_until_shutdown(node)
     finally:
         detector.close()
         node.destroy_node()

@@ -19,9 +19,9 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from imkd_msgs.msg import DetectorStatus, Object3DArray
-from rclpy.executors import ExternalShutdownException
 
 from imkd_ros.ros import detections, msgutil
+from imkd_ros.ros.spin import spin_until_shutdown
 
 
 def _boxes_json(boxes: Any) -> dict:
@@ -85,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     node.create_timer(args.period, tick)
     try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(node)
     finally:
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except RuntimeError:  # SIGINT shut the context down mid-wait (rclpy race): a clean stop
+    except RuntimeError:  # SIGINT shut the context down mid-wait; as imkd_ros.ros.spin (testing imports no room)
         if rclpy.ok():
             raise
     finally:
