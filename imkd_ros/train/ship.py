@@ -132,11 +132,20 @@ def _describe(cfg: dict) -> str:
     h, w = cfg["image"]["height"], cfg["image"]["width"]
     d = cfg["depth"]
     bins = round((d["d_max"] - d["d_min"]) / d["d_step"])
-    return (f"6 x {h}x{w} images, {bins} depth bins {d['d_min']:g}-{d['d_max']:g} m with a radar depth prior, "
-            "radar pillars, "
+    prior = " with a radar depth prior" if d.get("radar_prior") else ""
+    return (f"6 x {h}x{w} images, {bins} depth bins {d['d_min']:g}-{d['d_max']:g} m{prior}, radar pillars, "
             f"{cells}x{cells} student BEV at {g['resolution']} m, LiDAR teacher on {tcells}x{tcells} at "
             f"{tg['resolution']} m, CenterPoint head, heading `{cfg['head'].get('heading', 'sincos')}`, "
             f"velocity loss `{cfg['head'].get('velocity_loss', 'l1')}`")
+
+
+def _distill_terms(cfg: dict) -> str:
+    """The distillation terms and fusion the checkpoint's config switches on (not a fixed sentence)."""
+    d = cfg.get("distill", {})
+    names = (("level1", "L1"), ("level2", "L2"), ("response", "response"), ("velocity", "velocity"))
+    terms = [label for key, label in names if d.get(key)]
+    fusion = "intensity-guided fusion" if cfg.get("fusion", {}).get("radar_gate") else "plain fusion"
+    return (" + ".join(terms) + " distillation, " if terms else "no distillation, ") + fusion
 
 
 def card_text(info: dict, imgs: list[Path], args: argparse.Namespace | None = None,
@@ -156,8 +165,8 @@ def card_text(info: dict, imgs: list[Path], args: argparse.Namespace | None = No
         "",
         "| file | what | size | sha256 |",
         "|---|---|---|---|",
-        f"| `models/imkd_student_cpu.pt` | full IMKD student (camera + radar; variant `{tc['variant']}`: "
-        f"L1 + L2 + response + velocity distillation, intensity-guided fusion); what the ROS node loads by default | "
+        f"| `models/imkd_student_cpu.pt` | IMKD student (camera + radar; variant `{tc['variant']}`: "
+        f"{_distill_terms(cfg)}); what the ROS node loads by default | "
         f"{s['size'] / 1e6:.2f} MB | `{s['sha']}` |",
         f"| `models/imkd_teacher_cpu.pt` | LiDAR teacher it was distilled from (training only) | "
         f"{t['size'] / 1e6:.2f} MB | `{t['sha']}` |",
