@@ -7,6 +7,7 @@ discovery and the loopback Fast DDS profile, so nothing a test does can reach an
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,13 @@ from imkd_ros.model.imkd import Student, save_checkpoint
 from imkd_ros.testing import NodeProcess, TopicCollector, lease_domain, loopback_ros_env
 
 _LEASE = lease_domain()
+
+# A job started in the background by a non-interactive shell (`cmd &` in a script, some CI runners)
+# inherits SIGINT ignored, and an ignored signal stays ignored across exec: every node and launch the
+# tests start would then shrug off the Ctrl-C the tests send them. Installing a handler here gives
+# the children SIGINT's default back (handlers, unlike SIG_IGN, are reset on exec), as a terminal does.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 os.environ.update(loopback_ros_env(_LEASE.domain_id))
 
 
