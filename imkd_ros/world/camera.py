@@ -17,6 +17,7 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.rig.rig import CameraSpec
+from imkd_ros.world.raster import paint_faces
 from imkd_ros.world.sim import FACE_NORMALS, FACES, PIXEL, SceneSim, Snapshot
 
 NEAR = 0.15
@@ -378,6 +379,22 @@ class CameraSim:
             order = order[(span[order] >= 0.5) | clipped[order]]
         # Unclipped faces whose box misses the image draw nothing: drop them before the Python loop.
         order = order[clipped[order] | ((bx1[order] > bx0[order]) & (by1[order] > by0[order]))]
+        if not exact:
+            # Vertex table for the compiled fill: the 4 projected corners, or the near-clipped polygon.
+            kmax = max([4] + [len(p) for p in polys if p is not None])
+            uv_tab = np.zeros((len(pi), kmax, 2))
+            uv_tab[:, :4] = safe
+            nv = np.full(len(pi), 4, np.int64)
+            for f in np.flatnonzero(clipped).tolist():
+                nv[f] = 0 if polys[f] is None else len(polys[f])
+                if nv[f]:
+                    uv_tab[f, :nv[f]] = polys[f]
+            paint_faces(face_buf, uv_tab, nv, order.astype(np.int64))
+            if need_depth:
+                vv, uu = np.nonzero(face_buf >= 0)
+                fb = face_buf[vv, uu]
+                invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
+            return face_buf, invz, {"color": col, "owner_code": owner_code}
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
         a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
         us, vs = tb.us, tb.vs
@@ -396,9 +413,6 @@ class CameraSim:
                 pts = pts_all[f]
             if x1 <= x0 or y1 <= y0:
                 continue
-            if not exact:
-                cv2.fillConvexPoly(face_buf, pts, f, cv2.LINE_8, 4)
-                continue
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
             cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, 4, (-16 * x0, -16 * y0))  # offset in 1/16 px
             iz = us[x0:x1] * a_l[f] + (vs[y0:y1] * b_l[f] + c_l[f])[:, None]
@@ -408,12 +422,7 @@ class CameraSim:
             if win.any():
                 zb[win] = iz[win]
                 face_buf[y0:y1, x0:x1][win] = f
-        if not exact and need_depth:
-            vv, uu = np.nonzero(face_buf >= 0)
-            fb = face_buf[vv, uu]
-            invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
-        faces = {"color": col, "owner_code": owner_code}
-        return face_buf, invz, faces
+        return face_buf, invz, {"color": col, "owner_code": owner_code}
 
     def _shade(self, snap: Snapshot, part: np.ndarray, n_w: np.ndarray, centers: np.ndarray) -> np.ndarray:
         cond = self.condition

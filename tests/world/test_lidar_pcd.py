@@ -8,6 +8,7 @@ from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
 from imkd_ros.constants import RADAR_PCD_FIELDS
 from imkd_ros.rig.geometry import points_in_boxes
 from imkd_ros.rig.rig import Rig
+from imkd_ros.world import lidar as lidar_module
 from imkd_ros.world.lidar import LidarSim
 from imkd_ros.world.pcd import read_lidar, read_radar, write_lidar, write_radar
 from imkd_ros.world.sim import SceneSim
@@ -127,3 +128,58 @@ def test_lidar_ranges_match_brute_force_ray_casting(scene_factory):
             if tmax >= tmin > 0.05:
                 best = min(best, tmin)
         assert abs(best - t_meas) < 0.12, (i, best, t_meas)
+
+
+
+def test_raycast_kernel_equals_brute_force_on_every_ray(scene_factory, monkeypatch):
+    """The kernel tests each object only on the rays of its (beam, azimuth) window and skips rays
+    already stopped nearer: check every ray against all parts, no windows, no pruning. The scene
+    has a yaw-0 car (axis-parallel rays: 1/0 = inf), a bus across the +-pi azimuth seam (negative
+    window indices) and a trailer around the sensor (every ray tested). The compiled kernel must
+    also equal its own Python source (numba keeps Python's modulo and IEEE division)."""
+    sc = scene_factory([{"cls": c, "size": s, "xy": xy, "yaw": y} for c, s, xy, y in (
+        ("car", (1.9, 4.5, 1.5), (8.0, 3.0), 0.0),
+        ("bus", (2.9, 11.0, 3.4), (1.0, 14.0), np.pi / 2),  # the sensor's azimuth +-pi is ego +y
+        ("trailer", (2.9, 12.0, 3.8), (1.0, 0.0), 0.05),
+        ("pedestrian", (0.7, 0.7, 1.8), (-6.0, 2.0), 0.7),
+    )])
+    sim = SceneSim(sc)
+    lidar = LidarSim(sim, Rig.default().lidar)
+    calls: list[tuple] = []
+    compiled = lidar_module.cast_objects
+
+    def record(*args):
+        calls.append(tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args))
+        compiled(*args)
+        calls.append(tuple(args[-4:]))
+
+    monkeypatch.setattr(lidar_module, "cast_objects", record)
+    snap = sim.snapshot(0.5)
+    lidar.sweep(snap, np.random.default_rng(1))
+    before, (t_best, refl, _, owner) = calls
+    dirs_w, o = before[0], before[1]
+    na = lidar.spec.azimuth_steps
+    assert before[4].any(), "the scene should put the sensor inside an object's bounding sphere"
+    assert before[8].min() < 0 or before[9].max() >= na, "an azimuth window should cross the seam"
+
+    t_ref, owner_ref, refl_ref = before[-4].copy(), before[-1].copy(), before[-3].copy()
+    for m in range(len(sim.obj_part_start)):
+        c, s = np.cos(snap.obj_yaw[m]), np.sin(snap.obj_yaw[m])
+        r2 = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        ol, dl = (o - snap.obj_base[m]) @ r2, dirs_w @ r2
+        for p in range(lidar.part_start[m], lidar.part_end[m]):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t1, t2 = (lidar.part_lo[p] - ol) / dl, (lidar.part_hi[p] - ol) / dl
+                tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+                tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+            hit = (tmax >= tmin) & (tmin > 0.05) & (tmin < t_ref)
+            t_ref[hit], refl_ref[hit] = tmin[hit], snap.part_reflect[p]
+            owner_ref[hit] = m if m < len(snap.centers) else -1
+    assert (owner_ref >= 0).sum() > 2000
+    np.testing.assert_allclose(t_best, t_ref, rtol=1e-9, atol=1e-9)
+    assert (owner != owner_ref).sum() <= 2 and (refl != refl_ref).sum() <= 2  # exact ties only
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        compiled.py_func(*before)
+    for ref, got in zip(before[-4:], (t_best, refl, _, owner), strict=True):
+        np.testing.assert_array_equal(got, ref)
