@@ -215,6 +215,18 @@ class DetectorNode:
         arr.header.stamp = self.node.get_clock().now().to_msg()
         self.pub_diag.publish(arr)
 
+    def summary(self) -> str:
+        """One line for the log at shutdown: what a run did and where its time went."""
+        w = self.worker.stats()
+        line = (f"processed {w['processed']} keyframes, dropped {w['dropped']} (model busy), "
+                f"failed {w['failed']}, bad messages {self.front.counters['bad_messages']}")
+        if self.latency_ms:
+            line += f"; latency mean {np.mean(self.latency_ms):.0f} ms, max {np.max(self.latency_ms):.0f} ms"
+        if self.stage_ms:
+            line += "; mean ms per keyframe (last 100): " + ", ".join(
+                f"{k} {np.mean(v):.1f}" for k, v in self.stage_ms.items())
+        return line
+
     def close(self) -> None:
         self.worker.close()
         self.front.close()
@@ -241,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         spin_until_shutdown(node)
     finally:
         detector.close()
+        # stderr, not the node's logger: after Ctrl-C the context (and /rosout) is already gone
+        print(f"[{node.get_fully_qualified_name()}] run summary: {detector.summary()}", file=sys.stderr, flush=True)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -158,6 +158,11 @@ def test_node_detects_on_a_replayed_recording(start_node, collector, synthetic_r
     assert "latency_ms mean" in diag and float(diag["latency_ms mean"]) > 0
     assert diag["cameras without CameraInfo"] == "none"
     assert node.stop() in (0, -2), node.log()
+    # Ctrl-C leaves one line saying what the run did and where the time went
+    summary = [ln for ln in node.log().splitlines() if "run summary: processed " in ln]
+    assert len(summary) == 1, node.log()
+    processed = int(summary[0].split("processed ")[1].split()[0])
+    assert processed >= len(dets) and "network" in summary[0] and "latency mean" in summary[0], summary
 
 
 def test_node_survives_missing_camera_radar_dropout_and_malformed_input(
