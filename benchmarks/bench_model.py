@@ -10,6 +10,7 @@ radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Prints figures
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 
@@ -50,6 +51,15 @@ def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (
             decode.append(time.perf_counter() - t0)
             for s in STAGES:
                 per_stage[s].append(timings[s])
+        # The torch-cpu backend runs an NHWC copy (runtime/torch_backend.py): time that too.
+        nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        for _ in range(2):
+            nhwc(batch, geo)
+        totals_nhwc = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            nhwc(batch, geo)
+            totals_nhwc.append(time.perf_counter() - t0)
     med = statistics.median
     print(f"\n== {name}: image {cfg.image.height}x{cfg.image.width} x{cfg.num_cameras}, "
           f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}"
@@ -60,6 +70,9 @@ def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (
         print(f"   {s:9s} {med(per_stage[s]) * 1e3:8.1f} ms")
     total = med(totals)
     print(f"   forward   {total * 1e3:8.1f} ms  ({1 / total:.1f} frames/s); decode {med(decode) * 1e3:.1f} ms")
+    t_nhwc = med(totals_nhwc)
+    print(f"   forward, channels_last (the torch-cpu backend) {t_nhwc * 1e3:.1f} ms ({1 / t_nhwc:.1f} frames/s), "
+          f"{total / t_nhwc:.2f}x the NCHW forward (no per-stage timing, no decode in between)")
 
 
 def main() -> None:

@@ -72,8 +72,12 @@ class TorchBackend:
             self.kernel_note = "bev_pool: CUDA kernel" if why is None else f"bev_pool: torch fallback ({why})"
             log.info(self.kernel_note)
             student = _copy_module(student)
-        elif self.threads:
-            torch.set_num_threads(self.threads)
+        else:
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            # oneDNN's convolutions run faster on NHWC: ~20 % off the CPU forward, outputs equal
+            # to float32 rounding (tests/runtime). A copy: the caller's model keeps its layout.
+            student = _copy_module(student).to(memory_format=torch.channels_last)
         self.model = student.to(self.device).eval()
 
     def _geometry(self, g: BevPoolGeometry) -> BevPoolGeometry:
@@ -138,6 +142,6 @@ class TorchBackend:
 
 
 def _copy_module(student: Student) -> Student:
-    """A copy for another device, so the caller's CPU model (geometry, decode) stays on CPU."""
+    """A copy for another device or layout, so the caller's model (geometry, decode) stays as it is."""
 
     return copy.deepcopy(student)

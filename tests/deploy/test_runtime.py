@@ -69,6 +69,10 @@ def test_cpu_detector_matches_student_and_decodes(student: Student) -> None:
     for got, exp in zip(head, ref):
         for k in ("heatmap", "box", "attr"):
             assert torch.allclose(got[k], exp[k], atol=1e-5), k  # radar padding changes nothing
+    # the backend runs an NHWC copy (faster oneDNN convolutions); the caller's model is untouched
+    conv = next(m for m in backend.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(p.is_contiguous() for p in student.parameters())
     boxes, timings = det.detect(frames[0])
     assert isinstance(boxes, Boxes)
     assert set(timings) == {"preprocess", "network", "decode"} and all(v >= 0 for v in timings.values())
