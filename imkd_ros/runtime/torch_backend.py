@@ -77,7 +77,7 @@ class TorchBackend:
                 torch.set_num_threads(self.threads)
             # oneDNN's convolutions run faster on NHWC: ~20 % off the CPU forward, outputs equal
             # to float32 rounding (tests/runtime). A copy: the caller's model keeps its layout.
-            student = _copy_module(student).to(memory_format=torch.channels_last)
+            student = _copy_module(student).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # documented, not in the stubs
         self.model = student.to(self.device).eval()
 
     def _geometry(self, g: BevPoolGeometry) -> BevPoolGeometry:
