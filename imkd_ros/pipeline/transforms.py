@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from imkd_ros.rig.geometry import quat_normalize, quat_to_rotmat, rotmat_to_quat
+from imkd_ros.rig.geometry import quat_normalize, quat_to_rotmat, rigid_inverse, rotmat_to_quat
 
 
 class TransformError(LookupError):
@@ -197,7 +197,7 @@ class TransformBuffer:
             common = next((f for f in self._ancestors(target) if f in src_chain), None)
             if common is None:
                 raise TransformError(f"frames {target} and {source} are not connected")
-            m = np.linalg.inv(self._up_to(target, common, stamp_ns)) @ self._up_to(source, common, stamp_ns)
+            m = rigid_inverse(self._up_to(target, common, stamp_ns)) @ self._up_to(source, common, stamp_ns)
             if self._all_static(source, common) and self._all_static(target, common):
                 self._static_cache[(target, source)] = m  # per-calibration, not per-frame work
             return m
@@ -214,4 +214,4 @@ class TransformBuffer:
         """`frame`@target_ns <- `frame`@source_ns through the fixed frame (tf2's time travel)."""
         fixed_from_src = self.lookup(fixed, frame, source_ns)
         fixed_from_tgt = self.lookup(fixed, frame, target_ns)
-        return np.linalg.inv(fixed_from_tgt) @ fixed_from_src
+        return rigid_inverse(fixed_from_tgt) @ fixed_from_src

@@ -18,6 +18,7 @@ from imkd_ros.rig.geometry import (
     quat_multiply,
     quat_to_rotmat,
     quat_to_yaw,
+    rigid_inverse,
     rotmat_to_quat,
     sensor_a_to_sensor_b,
     yaw_to_quat,
@@ -133,3 +134,11 @@ def test_projection_matches_devkit(rng):
     # The principal point is where the optical axis lands.
     uv0, _ = project_points(np.array([[0.0, 0.0, 7.0]]), k)
     np.testing.assert_allclose(uv0[0], [816.3, 491.5])
+
+
+def test_rigid_inverse_equals_the_general_inverse(rng: np.random.Generator) -> None:
+    for _ in range(50):
+        q = rng.normal(size=4)
+        m = Transform.from_quat(q / np.linalg.norm(q), rng.normal(size=3) * 100).matrix()
+        np.testing.assert_allclose(rigid_inverse(m), np.linalg.inv(m), atol=1e-12)
+        np.testing.assert_allclose(rigid_inverse(m) @ m, np.eye(4), atol=1e-12)
