@@ -111,15 +111,16 @@ def _comparison(info: dict) -> list[str]:
     if not path.exists():
         return ["Same split, same budget, other rows: docs/ablation.md."]
     res = json.loads(path.read_text())
-    out = ["Same split, same budget, mean of the ablation's seeds (docs/ablation.md):", ""]
-    for v, label in (("imkd", "full IMKD student, this recipe (the shipped seed was fixed before training)"),
+    out = [f"Same split, same budget, mean of the seeds in `{path}` (all runs: docs/ablation.md):", ""]
+    for v, label in (("imkd", "full IMKD student, this recipe"),
                      ("no_distill", "camera + radar student without distillation"),
                      ("camera_only", "camera-only student")):
-        runs = [r["val"] for r in res.get(v, []) if r and "val" in r]
+        runs = [r for r in res.get(v, []) if r and "val" in r]
         if runs:
-            nds = sum(r["NDS"] for r in runs) / len(runs)
-            m = sum(r["mAP"] for r in runs) / len(runs)
-            out.append(f"- {label}: NDS {nds:.3f}, mAP {m:.3f} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            nds = sum(r["val"]["NDS"] for r in runs) / len(runs)
+            m = sum(r["val"]["mAP"] for r in runs) / len(runs)
+            seeds = ", ".join(str(r.get("seed", "?")) for r in runs)
+            out.append(f"- {label}: NDS {nds:.3f}, mAP {m:.3f} (seed{'s' if len(runs) > 1 else ''} {seeds})")
     return out
 
 
