@@ -369,7 +369,6 @@ class CameraSim:
         bx1 = np.clip(np.ceil(safe[..., 0].max(1)) + 1, 0, w).astype(np.int64)
         by0 = np.clip(np.floor(safe[..., 1].min(1)), 0, h).astype(np.int64)
         by1 = np.clip(np.ceil(safe[..., 1].max(1)) + 1, 0, h).astype(np.int64)
-        pts_all = np.round((safe - 0.5) * 16).astype(np.int32)
         order = np.argsort(nearest)  # front to back: fewer overwrites
         if not exact:
             # Painter's algorithm, far to near by face-centre distance; sub-pixel faces of distant
@@ -395,6 +394,7 @@ class CameraSim:
                 fb = face_buf[vv, uu]
                 invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
             return face_buf, invz, {"color": col, "owner_code": owner_code}
+        pts_all = np.round((safe - 0.5) * 16).astype(np.int32)  # cv2 fill vertices (1/16 px)
         bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
         a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
         us, vs = tb.us, tb.vs
