@@ -56,7 +56,10 @@ def level1_weight(lidar_int: Tensor, radar_occ: Tensor | None, fg: Tensor | None
                   cfg: DistillConfig) -> Tensor:
     w = cfg.background_floor + lidar_int
     if radar_occ is not None:
-        w = w * (1 + cfg.radar_boost * radar_occ)
+        # a frame without radar (an outage, or radar dropout in training) has nothing to imitate
+        # with: its radar features are the encoder's constant, so it gets no level-1 weight
+        has_radar = (radar_occ.flatten(1).amax(1) > 0).to(w.dtype).view(-1, *([1] * (w.dim() - 1)))
+        w = w * (1 + cfg.radar_boost * radar_occ) * has_radar
     if fg is not None:
         w = w * (1 + cfg.foreground_boost * fg)
     return w

@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one CPU thread each)")
     p.add_argument("--rows", nargs="+", default=[r for r, _ in ROWS])
     p.add_argument("--set", action="append", default=[], help="model override for every student row")
+    p.add_argument("--radar-dropout", type=float, nargs=2, default=None, metavar=("FRAME_P", "SECTOR_P"),
+                   help="radar dropout for every student row that has radar (imkd train --radar-dropout)")
     p.add_argument("--table", default=None, help="also write the markdown table here")
     p.add_argument("--lidar-sweeps", type=int, default=10, help="LiDAR sweeps per frame (teacher, depth targets)")
     p.add_argument("--max-lidar-points", type=int, default=40000)
@@ -97,6 +99,8 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
     if variant != "teacher":
         for s in args.set:
             cmd += ["--set", s]
+    if args.radar_dropout and variant not in ("teacher", "label_teacher", "camera_only"):
+        cmd += ["--radar-dropout", *(str(v) for v in args.radar_dropout)]
     if teacher is not None and variant not in NO_TEACHER:
         cmd += ["--teacher", str(teacher)]
     if variant == "imkd_label":

@@ -15,7 +15,7 @@ def _spec(source: str | None, args, split: str | None, limit: int | None):
 
 
 def _run(args) -> int:
-    from imkd_ros.train.augment import BevAugConfig
+    from imkd_ros.train.augment import BevAugConfig, RadarDropoutConfig
     from imkd_ros.train.trainer import TrainConfig, train
 
     overrides = {}
@@ -31,6 +31,7 @@ def _run(args) -> int:
         label_teacher_ckpt=args.label_teacher, init_ckpt=args.init, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, grad_clip=args.grad_clip,
         amp=args.amp, seed=args.seed, bev_aug=None if args.no_bev_aug else BevAugConfig(),
+        radar_dropout=RadarDropoutConfig(frame_p=args.radar_dropout[0], sector_p=args.radar_dropout[1]),
         img_aug=not args.no_img_aug, threads=args.threads, device=args.device,
         eval_every=args.eval_every, max_steps=args.max_steps, progress=not args.quiet)
     summary = train(tc)
@@ -76,6 +77,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bev-aug", action="store_true")
     p.add_argument("--no-img-aug", action="store_true")
+    p.add_argument("--radar-dropout", type=float, nargs=2, default=[0.0, 0.0], metavar=("FRAME_P", "SECTOR_P"),
+                   help="drop a frame's radar with FRAME_P, else one sensor-sized azimuth sector with "
+                        "SECTOR_P (train for radar outages; default off)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--eval-every", type=int, default=0)

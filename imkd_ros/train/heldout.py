@@ -89,9 +89,10 @@ def _summary(report: dict) -> dict:
 
 
 def evaluate_model(model, cfg, frames: list[Frame], teacher: bool, node_threshold: float = 0.3,
-                   batch_size: int = 2) -> dict:
-    """Metrics before / at the node threshold + diagnostics of one model on frames."""
-    preds = predict(model, frames, cfg, batch_size=batch_size, teacher=teacher)
+                   batch_size: int = 2, drop_radar: bool = False) -> dict:
+    """Metrics before / at the node threshold + diagnostics of one model on frames (``drop_radar``:
+    the same frames with every radar silent, as the node sees a radar outage)."""
+    preds = predict(model, frames, cfg, batch_size=batch_size, teacher=teacher, drop_radar=drop_radar)
     gts = ground_truth(frames)
     meta = {f.meta.get("sample_token", str(f.timestamp_us)): f.meta for f in frames}
     full = evaluate(preds, gts, meta)
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[],
                    help="decode-only head override, e.g. head.velocity_flip_speed=1")
     p.add_argument("--node-threshold", type=float, default=0.3)
+    p.add_argument("--camera-only", action="store_true", help="also score every student with its radar dropped")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -140,11 +142,18 @@ def main(argv: list[str] | None = None) -> int:
         _override_head(model, args.set)
         res = evaluate_model(model, model.cfg, frames, kind == "teacher", args.node_threshold)
         res["checkpoint"], res["kind"], res["set"] = ck, kind, args.set
+        if args.camera_only and kind != "teacher":
+            cam = evaluate_model(model, model.cfg, frames, False, args.node_threshold, drop_radar=True)
+            res["camera_only"] = {k: cam[k] for k in ("before_threshold", f"at_{args.node_threshold}")}
         results[ck] = res
         b, a = res["before_threshold"], res[f"at_{args.node_threshold}"]
         print(f"{ck} ({kind}) {' '.join(args.set)}: NDS {b['NDS']:.3f} mAP {b['mAP']:.3f} mAOE {b['mAOE']:.3f} "
               f"mAVE {b['mAVE']:.3f} | at {args.node_threshold}: NDS {a['NDS']:.3f} mAP {a['mAP']:.3f}")
         print("  by condition:", {c: round(v["NDS"], 3) for c, v in b["by_condition"].items()})
+        if "camera_only" in res:
+            cb, ca = res["camera_only"]["before_threshold"], res["camera_only"][f"at_{args.node_threshold}"]
+            print(f"  camera only (radar dropped): NDS {cb['NDS']:.3f} mAP {cb['mAP']:.3f} | "
+                  f"at {args.node_threshold}: NDS {ca['NDS']:.3f} mAP {ca['mAP']:.3f}")
         for name, d in res["diagnostics"].items():
             if name in ("car", "truck", "pedestrian", "bus"):
                 print(f"  {name}: {d}")

@@ -30,7 +30,7 @@ from imkd_ros.model.config import IMKDConfig, load_config
 from imkd_ros.model.imkd import IMKD, load_checkpoint, load_teacher, save_checkpoint, uses_distillation
 from imkd_ros.model.preprocess import Preprocessor, batch_to
 from imkd_ros.model.teacher import LabelTeacher, LidarTeacher
-from imkd_ros.train.augment import BevAugConfig, random_augment
+from imkd_ros.train.augment import BevAugConfig, RadarDropoutConfig, radar_dropout, random_augment
 from imkd_ros.train.data import DataSpec, drop_radar, load_frames
 from imkd_ros.train.metrics import ground_truth, predict, score
 from imkd_ros.types import Frame
@@ -89,6 +89,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (on with CUDA) | on | off
     seed: int = 0
     bev_aug: BevAugConfig | None = field(default_factory=BevAugConfig)
+    radar_dropout: RadarDropoutConfig = field(default_factory=RadarDropoutConfig)  # off by default
     img_aug: bool = True
     threads: int = 0  # torch CPU threads per process (0 = leave as is)
     device: str = "auto"
@@ -206,14 +207,16 @@ def set_rng_state(state: dict, np_rng: np.random.Generator) -> None:
 class FrameSet(torch.utils.data.Dataset):
     """Index -> augmented Frame (BEV augmentation here; image augmentation in the Preprocessor)."""
 
-    def __init__(self, frames: list[Frame], bev_aug: BevAugConfig | None, drop: bool, rng: np.random.Generator):
+    def __init__(self, frames: list[Frame], bev_aug: BevAugConfig | None, drop: bool, rng: np.random.Generator,
+                 radar_drop: RadarDropoutConfig | None = None):
         self.frames, self.bev_aug, self.drop, self.rng = frames, bev_aug, drop, rng
+        self.radar_drop = radar_drop or RadarDropoutConfig()
 
     def __len__(self) -> int:
         return len(self.frames)
 
     def __getitem__(self, i: int) -> Frame:
-        f = self.frames[i]
+        f = radar_dropout(self.frames[i], self.rng, self.radar_drop)
         if self.bev_aug is not None:
             f = random_augment(f, self.rng, self.bev_aug)
         return drop_radar(f) if self.drop else f
@@ -319,7 +322,7 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
 
-    dataset = FrameSet(frames, tc.bev_aug, drop, np_rng)
+    dataset = FrameSet(frames, tc.bev_aug, drop, np_rng, tc.radar_dropout)
     # seed + epoch decide the order (also on one process), so a resumed run sees the same batches
     sampler: torch.utils.data.DistributedSampler = torch.utils.data.DistributedSampler(
         dataset, world, rank, shuffle=True, seed=tc.seed, drop_last=True)

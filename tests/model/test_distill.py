@@ -74,6 +74,7 @@ def test_level1_radar_and_foreground_boost():
     s = t.clone()
     s[:, :, 2, 2] += 1.0
     occ = torch.zeros(B, 1, H, W)
+    occ[:, :, 0, 0] = 1  # every sample has a radar return somewhere
     fg = torch.zeros(B, 1, H, W)
     base = level1_loss(s, t, inten, occ, fg, cfg)
     occ[:, :, 2, 2] = 1
@@ -146,3 +147,17 @@ def test_label_loss_follows_foreground():
     inside[:, :, 3, 3] += 1.0
     outside[:, :, 6, 1] += 1.0
     assert label_loss(inside, t, fg) > 0 and label_loss(outside, t, fg).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_level1_ignores_a_sample_without_radar():
+    """A frame with every radar silent (an outage, radar dropout) has nothing to imitate with."""
+    cfg = DistillConfig()
+    t = _teacher()
+    inten = torch.full((B, 1, H, W), 0.5)
+    s = t.clone()
+    s[1:] += 3.0  # only the samples after the first are wrong
+    occ = torch.zeros(B, 1, H, W)
+    occ[0, :, 1, 1] = 1  # only the first sample has radar
+    assert level1_loss(s, t, inten, occ, None, cfg).item() == pytest.approx(0.0, abs=1e-6)
+    occ[1, :, 1, 1] = 1
+    assert level1_loss(s, t, inten, occ, None, cfg).item() > 1.0

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from imkd_ros.model.synthetic import box_corners, random_frame
-from imkd_ros.train.augment import augment_frame, random_augment
+from imkd_ros.train.augment import RadarDropoutConfig, augment_frame, radar_dropout, random_augment
+from imkd_ros.train.trainer import FrameSet
 
 
 def _project(points: np.ndarray, intr: np.ndarray, c2e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,3 +66,28 @@ def test_random_augment_is_seeded():
     b = random_augment(frame, np.random.default_rng(7))
     np.testing.assert_array_equal(a.cam_to_ego, b.cam_to_ego)
     assert a.meta["bev_aug"] == b.meta["bev_aug"]
+
+
+def test_radar_dropout_drops_frames_and_sectors_and_is_off_by_default():
+    frame = random_frame(2)
+    n = len(frame.radar)
+    assert n > 10
+    rng = np.random.default_rng(0)
+    assert radar_dropout(frame, rng, RadarDropoutConfig()) is frame  # off: no draw, no copy
+    assert rng.random() == np.random.default_rng(0).random()
+    assert len(radar_dropout(frame, rng, RadarDropoutConfig(frame_p=1.0)).radar) == 0
+    cfg = RadarDropoutConfig(sector_p=1.0, sector_deg=[90.0, 90.0])
+    kept = [len(radar_dropout(frame, np.random.default_rng(s), cfg).radar) for s in range(20)]
+    assert all(k < n for k in kept) and all(k > 0 for k in kept)  # one quarter of the azimuths goes
+    out = radar_dropout(frame, np.random.default_rng(3), cfg)
+    assert out.gt is frame.gt and out.lidar is frame.lidar and out.images is frame.images
+    with pytest.raises(ValueError):
+        RadarDropoutConfig(frame_p=1.5)
+
+
+def test_training_frames_get_the_configured_radar_dropout():
+    frames = [random_frame(i) for i in range(4)]
+    always = FrameSet(frames, None, False, np.random.default_rng(0), RadarDropoutConfig(frame_p=1.0))
+    assert all(len(always[i].radar) == 0 for i in range(4))
+    never = FrameSet(frames, None, False, np.random.default_rng(0))
+    assert all(len(never[i].radar) == len(frames[i].radar) for i in range(4))
