@@ -229,6 +229,15 @@ class IMKDConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def weight_mismatch(self, other: IMKDConfig) -> list[str]:
+        """Dotted keys that differ between two configs and change what the weights mean.
+
+        Loss weights and decode settings (``TRAINING_ONLY``) may change between a run and the
+        checkpoint it continues from (``imkd train --init``); anything else may not."""
+        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return sorted(k for k in a.keys() | b.keys()
+                      if a.get(k) != b.get(k) and not any(k == t or k.startswith(t + ".") for t in TRAINING_ONLY))
+
     @staticmethod
     def from_dict(data: dict) -> IMKDConfig:
         return _build(IMKDConfig, data)
@@ -237,6 +246,29 @@ class IMKDConfig:
     def from_yaml(path: str | Path) -> IMKDConfig:
         with open(path) as f:
             return IMKDConfig.from_dict(yaml.safe_load(f) or {})
+
+
+# Fields that only weight the losses or shape the decoding: a checkpoint's weights mean the same
+# whatever they are, so a continued run may change them (the distillation section included:
+# its adapters live in the training wrapper, not in the exported model).
+TRAINING_ONLY = (
+    "head.code_weights", "head.heatmap_weight", "head.bbox_weight", "head.attr_weight",
+    "head.dir_weight", "head.velocity_loss", "head.velocity_beta", "head.gaussian_overlap",
+    "head.min_radius", "head.max_objs", "head.score_threshold", "head.velocity_flip_speed",
+    "head.static_attr_zero_velocity", "head.top_k", "head.max_boxes", "head.local_max",
+    "head.nms_radius", "depth.loss_weight", "distill",
+)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and not key.startswith("head.nms_radius"):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
 def _build(cls, data: dict):

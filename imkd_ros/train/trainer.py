@@ -354,8 +354,9 @@ def train(tc: TrainConfig, frames: list[Frame] | None = None, val_frames: list[F
     ckpt_path = out / "last.pt"
     if tc.init_ckpt and not ckpt_path.exists():
         init_cfg, init_state, _ = load_checkpoint(tc.init_ckpt)
-        if init_cfg.to_dict() != task.export_module().cfg.to_dict():  # type: ignore[union-attr,operator]
-            raise ValueError(f"{tc.init_ckpt} was trained with another model config")
+        differ = task.export_module().cfg.weight_mismatch(init_cfg)  # type: ignore[union-attr,operator]
+        if differ:
+            raise ValueError(f"{tc.init_ckpt} was trained with another model config: {', '.join(differ)}")
         task.export_module().load_state_dict(init_state)
         if is_main:
             print(f"initialised from {tc.init_ckpt}")

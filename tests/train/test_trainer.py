@@ -136,3 +136,14 @@ def test_init_starts_from_the_given_weights(tiny_yaml, teacher_ckpt, tmp_path):
     b = dict(load_teacher(tmp_path / "teacher.pt").named_parameters())
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_init_may_change_loss_weights_but_not_the_architecture(tiny_yaml, teacher_ckpt, tmp_path):
+    # a continued run re-weights its losses (velocity code weight 0.2 -> 1.0) on the same weights
+    cw = tiny_config().head.code_weights
+    train(_tc(tiny_yaml, tmp_path / "reweighted", variant="teacher", init_ckpt=teacher_ckpt, epochs=1,
+              max_steps=1, lr=1e-12, overrides={"head.code_weights": cw[:8] + [1.0, 1.0]}))
+    assert load_teacher(tmp_path / "reweighted" / "teacher.pt").cfg.head.code_weights[8:] == [1.0, 1.0]
+    with pytest.raises(ValueError, match="another model config: teacher.bev_blocks"):
+        train(_tc(tiny_yaml, tmp_path / "wider", variant="teacher", init_ckpt=teacher_ckpt, epochs=1,
+                  max_steps=1, overrides={"teacher.bev_blocks": tiny_config().teacher.bev_blocks + 1}))
