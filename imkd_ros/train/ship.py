@@ -182,7 +182,7 @@ def card_text(info: dict, imgs: list[Path], args: argparse.Namespace | None = No
         f"frames only, {data['radar_sweeps']} radar sweeps and {data['lidar_sweeps']} LiDAR sweeps per frame"
         f" (LiDAR up to {data['max_lidar_points']} points):",
         "",
-        f"- train: `imkd data synth --out runs/data/synth_train --scenes {train_scenes} --seed 1 {synth}`"
+        f"- train: `imkd data synth --out {data['source']} --scenes {train_scenes} --seed 1 {synth}`"
         f" ({frames} key frames);",
         f"- held-out: `imkd data synth --out runs/data/synth_val --scenes {val_scenes} --seed 2 {synth}`"
         " (other world seed; day, night and rain scenes).",
