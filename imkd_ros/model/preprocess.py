@@ -106,7 +106,10 @@ class Preprocessor:
             if valid:
                 # resize in uint8 (HWC memory = channels-last: the fast antialiased kernel),
                 # crop (padding is black, as BEVDet), then normalise the small image
-                t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.uint8)).permute(2, 0, 1)[None]
+                a = np.ascontiguousarray(img, dtype=np.uint8)
+                if not a.flags.writeable:  # a read-only buffer (a decoded or cached frame): torch
+                    a = a.copy()           # may not share it; one small copy, never a warning
+                t = torch.from_numpy(a).permute(2, 0, 1)[None]
                 t = F.interpolate(t, size=new_hw, mode="bilinear", align_corners=False,
                                   antialias=new_hw[0] < raw_hw[0])[0]
                 t = (_crop_pad(t, y0, x0, *out_hw).float() - self.mean) / self.std

@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--table", default=None, help="also write the markdown table here")
     p.add_argument("--lidar-sweeps", type=int, default=10, help="LiDAR sweeps per frame (teacher, depth targets)")
     p.add_argument("--max-lidar-points", type=int, default=40000)
+    p.add_argument("--train-root", default=None,
+                   help="an existing training dataroot (instead of DATA_DIR/synth_train, generated if missing)")
+    p.add_argument("--val-root", default=None, help="an existing held-out dataroot (instead of DATA_DIR/synth_val)")
+    p.add_argument("--cache-dir", default=None, help="frame cache (default OUT/cache; share one across ablations)")
     p.add_argument("--teacher-run", default=None,
                    help="an existing teacher run dir to distil from (skips training the teacher row)")
     return p.parse_args(argv)
@@ -74,7 +78,16 @@ def _run(cmd: list[str], log: Path) -> int:
         return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
 
 
-def ensure_data(args, name: str, scenes: int, seed: int) -> Path:
+def cache_dir(args) -> Path:
+    return Path(args.cache_dir) if args.cache_dir else Path(args.out) / "cache"
+
+
+def ensure_data(args, name: str, scenes: int, seed: int, given: str | None = None) -> Path:
+    if given is not None:  # a dataroot made elsewhere: used as it is, never regenerated
+        root = Path(given)
+        if not (root / args.version / "sample.json").exists():
+            raise SystemExit(f"{root}: no {args.version}/sample.json (not a dataroot)")
+        return root
     root = Path(args.data_dir) / name
     if not (root / args.version / "sample.json").exists():
         cmd = [sys.executable, "-m", "imkd_ros.cli", "data", "synth", "--out", str(root), "--scenes", str(scenes),
@@ -92,7 +105,7 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
     cmd = [sys.executable, "-m", "imkd_ros.cli", "train", "--model", args.model, "--variant", variant,
            "--data", str(train_root), "--version", args.version, "--train-split", "",
            "--val-data", str(val_root), "--val-split", "", "--image-downscale", "1",
-           "--cache-dir", str(Path(args.out) / "cache"), "--out", str(out), "--epochs", str(epochs),
+           "--cache-dir", str(cache_dir(args)), "--out", str(out), "--epochs", str(epochs),
            "--lidar-sweeps", str(args.lidar_sweeps), "--max-lidar-points", str(args.max_lidar_points),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(seed), "--threads", "1",
            "--quiet"]
@@ -150,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_root = ensure_data(args, "synth_train", args.train_scenes, args.train_seed)
-    val_root = ensure_data(args, "synth_val", args.val_scenes, args.val_seed)
+    train_root = ensure_data(args, "synth_train", args.train_scenes, args.train_seed, args.train_root)
+    val_root = ensure_data(args, "synth_val", args.val_scenes, args.val_seed, args.val_root)
 
     for root in (train_root, val_root):  # fill the frame cache once, before the parallel runs
         load_frames(DataSpec(str(root), version=args.version, image_downscale=1, lidar_sweeps=args.lidar_sweeps,
-                             max_lidar_points=args.max_lidar_points), out / "cache")
+                             max_lidar_points=args.max_lidar_points), cache_dir(args))
     results: dict[str, list[dict | None]] = {}
     teacher_ckpt = None
     s0 = args.seeds[0]

@@ -4,6 +4,7 @@ checkpoints; torchvision-compatible backbone names."""
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -207,3 +208,18 @@ def test_every_student_parameter_gets_a_gradient():
     sum(student.loss(student(batch), batch).values()).backward()
     unused = [n for n, p in student.named_parameters() if p.grad is None]
     assert unused == []
+
+
+def test_read_only_images_preprocess_like_writable_ones():
+    """Decoded or cached frames can be read-only buffers; they preprocess to the same tensor,
+    without torch's non-writable-array warning, and the frame is left untouched."""
+    cfg = tiny_config()
+    frame = random_frame(11, raw_hw=(128, 352))
+    want = Preprocessor(cfg)([frame])["images"]
+    for img in frame.images:
+        img.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = Preprocessor(cfg)([frame])["images"]
+    assert torch.equal(got, want)
+    assert not frame.images[0].flags.writeable

@@ -6,7 +6,7 @@ import pytest
 
 from imkd_ros.cli import build_parser
 from imkd_ros.model.config import load_config
-from imkd_ros.train.ablation import ROWS, _fmt
+from imkd_ros.train.ablation import ROWS, _fmt, ensure_data, parse_args, train_cmd
 from imkd_ros.train.trainer import VARIANTS, TrainConfig, apply_overrides, model_config, uses_distillation
 
 
@@ -40,3 +40,22 @@ def test_cli_has_train():
 def test_mean_spread_format():
     assert _fmt([0.1, 0.3]) == "0.200 ± 0.141"
     assert _fmt([None]) == "-"
+
+
+def test_ablation_uses_given_dataroots_and_shared_cache(tmp_path):
+    """An ablation on data made elsewhere trains on that dataroot with the shared frame cache and
+    never regenerates it; a path that is not a dataroot is refused by name."""
+    root = tmp_path / "train96"
+    (root / "v1.0-synth").mkdir(parents=True)
+    (root / "v1.0-synth" / "sample.json").write_text("[]")
+    args = parse_args(["--out", str(tmp_path / "abl"), "--train-root", str(root), "--cache-dir", "shared/cache"])
+    assert ensure_data(args, "synth_train", 96, 1, args.train_root) == root
+    cmd = train_cmd(args, "no_distill", 0, root, root, None)
+    assert cmd[cmd.index("--cache-dir") + 1] == "shared/cache" and cmd[cmd.index("--data") + 1] == str(root)
+    assert "--teacher" not in cmd
+    with pytest.raises(SystemExit, match="not a dataroot"):
+        ensure_data(args, "synth_val", 4, 2, str(tmp_path / "missing"))
+    default = parse_args(["--out", str(tmp_path / "abl")])
+    cmd = train_cmd(default, "imkd", 1, root, root, tmp_path / "t.pt")
+    assert cmd[cmd.index("--cache-dir") + 1] == str(tmp_path / "abl" / "cache")
+    assert cmd[cmd.index("--teacher") + 1] == str(tmp_path / "t.pt")
