@@ -144,11 +144,13 @@ class HeadConfig:
     top_k: int = 500
     max_boxes: int = 300
     local_max: bool = True  # keep only 3x3 heatmap maxima before top-k (CenterNet peak picking)
-    # circle-NMS radius (metres) per class; 0 = no NMS for that class
+    # circle-NMS radius (metres) per class; 0 = no NMS for that class. CenterPoint's nuScenes
+    # values (4, 12, 10, 1, 0.85, 0.175) are thresholds on the SQUARED centre distance: these are
+    # their square roots (a car suppresses cars within 2 m, not 4 m: the next lane is 3.5 m away).
     nms_radius: dict[str, float] = field(default_factory=lambda: {
-        "car": 4.0, "truck": 6.0, "construction_vehicle": 7.0, "bus": 10.0, "trailer": 12.0,
-        "barrier": 1.0, "motorcycle": 0.85, "bicycle": 0.85, "pedestrian": 0.175,
-        "traffic_cone": 0.175,
+        "car": 2.0, "truck": 3.46, "construction_vehicle": 3.46, "bus": 3.16, "trailer": 3.16,
+        "barrier": 1.0, "motorcycle": 0.92, "bicycle": 0.92, "pedestrian": 0.42,
+        "traffic_cone": 0.42,
     })
 
     def __post_init__(self) -> None:

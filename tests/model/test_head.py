@@ -82,3 +82,13 @@ def test_head_loss_backward():
     total = sum(losses.values())
     total.backward()
     assert torch.isfinite(total) and all(v >= 0 for v in losses.values())
+
+
+def test_default_nms_keeps_cars_in_adjacent_lanes():
+    """Two cars side by side one lane apart (3.5 m) are two cars; a duplicate peak 1 m away is not."""
+    r = HeadConfig().nms_radius
+    xy = np.array([[10.0, 0.0], [10.0, 3.5], [11.0, 0.0]], np.float32)
+    keep = circle_nms(xy, np.array([0.9, 0.8, 0.7], np.float32), r["car"])
+    assert sorted(keep.tolist()) == [0, 1]
+    # pedestrians walking side by side (0.6 m) stay two
+    assert len(circle_nms(xy[:2] * 0.6 / 3.5, np.array([0.9, 0.8], np.float32), r["pedestrian"])) == 2
