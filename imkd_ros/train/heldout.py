@@ -52,27 +52,35 @@ def _match(pred: Boxes, gt: Boxes, dist: float = 2.0) -> list[tuple[int, int]]:
 
 
 def diagnostics(preds: dict[str, Boxes], gts: dict[str, Boxes], min_score: float = 0.3) -> dict:
-    """Per class: share of matched boxes off by ~pi (front/back), within 0.35 rad; velocity error
-    of moving (> 1 m/s) and static GT objects; matched predictions above ``min_score`` only."""
+    """Per class: share of matched boxes off by ~pi (front/back; overall, moving, static), within
+    0.35 rad; velocity error of moving (> 1 m/s) and static GT objects; matched predictions above
+    ``min_score`` only."""
     acc: dict[str, dict[str, list[float]]] = {}
     for tok, gt in gts.items():
         pred = preds.get(tok, Boxes.empty())
         pred = pred.select(pred.scores >= min_score)
         for i, j in _match(pred, gt):
             name = CLASSES[int(gt.labels[j])]
-            a = acc.setdefault(name, {"dyaw": [], "v_moving": [], "v_static": []})
+            a = acc.setdefault(name, {"dyaw": [], "moving": [], "v_moving": [], "v_static": []})
             d = abs((float(pred.yaw[i]) - float(gt.yaw[j]) + math.pi) % (2 * math.pi) - math.pi)
             a["dyaw"].append(d)
             gv = gt.velocity[j]
-            if not np.all(np.isfinite(gv)):
+            known = bool(np.all(np.isfinite(gv)))
+            moving = known and float(np.linalg.norm(gv)) > 1.0
+            a["moving"].append(moving)
+            if not known:
                 continue
             err = float(np.linalg.norm(pred.velocity[i] - gv))
-            (a["v_moving"] if np.linalg.norm(gv) > 1.0 else a["v_static"]).append(err)
+            (a["v_moving"] if moving else a["v_static"]).append(err)
     out = {}
     for name, a in sorted(acc.items()):
-        dy = np.asarray(a["dyaw"])
+        dy, mv = np.asarray(a["dyaw"]), np.asarray(a["moving"], bool)
+        flipped = dy > math.pi - 0.5
         out[name] = {"matched": int(dy.size),
-                     "flipped_share": float(np.mean(dy > math.pi - 0.5)) if dy.size else None,
+                     "flipped_share": float(np.mean(flipped)) if dy.size else None,
+                     # velocity disambiguates a mover's front; a parked one has only its looks
+                     "flipped_moving": float(np.mean(flipped[mv])) if mv.any() else None,
+                     "flipped_static": float(np.mean(flipped[~mv])) if (~mv).any() else None,
                      "within_0.35rad": float(np.mean(dy < 0.35)) if dy.size else None,
                      "vel_err_moving": float(np.mean(a["v_moving"])) if a["v_moving"] else None,
                      "n_moving": len(a["v_moving"]),

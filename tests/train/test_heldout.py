@@ -1,0 +1,34 @@
+"""The held-out diagnostics count what they claim: front/back flips split by motion, velocity error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from imkd_ros.constants import CLASS_TO_ID
+from imkd_ros.train.heldout import diagnostics
+from imkd_ros.types import Boxes
+
+
+def _boxes(xy, yaw, vel, score=0.9) -> Boxes:
+    n = len(xy)
+    return Boxes(center=np.column_stack([np.asarray(xy, np.float32), np.zeros(n, np.float32)]),
+                 size=np.tile(np.float32([1.9, 4.5, 1.6]), (n, 1)), yaw=np.asarray(yaw, np.float32),
+                 velocity=np.asarray(vel, np.float32), labels=np.full(n, CLASS_TO_ID["car"]),
+                 scores=np.full(n, score, np.float32), attributes=np.full(n, -1, np.int64))
+
+
+def test_flips_split_by_motion_and_velocity_error():
+    gt = _boxes([[0, 0], [10, 0], [20, 0], [30, 0]], [0.0, 0.0, 1.0, 0.5],
+                [[5, 0], [0, 0], [0, 0], [np.nan, np.nan]])
+    # mover right, parked one flipped, parked one right, unknown-velocity one flipped
+    pred = _boxes([[0.2, 0], [10, 0.3], [20, 0], [30, 0]], [0.05, math.pi, 1.0, 0.5 - math.pi],
+                  [[4, 0], [0, 0], [0.5, 0], [0, 0]])
+    d = diagnostics({"t": pred}, {"t": gt})["car"]
+    assert d["matched"] == 4 and d["flipped_share"] == 0.5
+    assert d["flipped_moving"] == 0.0 and math.isclose(d["flipped_static"], 2 / 3)
+    assert d["n_moving"] == 1 and math.isclose(d["vel_err_moving"], 1.0)
+    assert math.isclose(d["vel_err_static"], 0.25)  # (0 + 0.5) / 2; the unknown one is left out
+    # below the score floor nothing is matched
+    assert diagnostics({"t": _boxes([[0, 0]], [0.0], [[0, 0]], score=0.1)}, {"t": gt}) == {}
