@@ -40,6 +40,12 @@ class ImageConfig:
     # training augmentation (resize factor range relative to the fitted one, horizontal flip)
     aug_resize: list[float] = field(default_factory=lambda: [1.0, 1.0])
     aug_flip: bool = False
+    # True: flip the images exactly when the BEV augmentation mirrors the scene (one of its two
+    # flips), never otherwise, whatever aug_flip says. The BEV mirror keeps every pixel's ray but
+    # not its handedness: unflipped images in a mirrored scene (or aug_flip's own coin in an
+    # unmirrored one) show a side-on car pointing against its label in half the samples, so a
+    # parked car's front/back cannot be learned from how it looks (movers have their velocity).
+    flip_with_bev: bool = False
 
 
 @dataclass
@@ -250,15 +256,16 @@ class IMKDConfig:
             return IMKDConfig.from_dict(yaml.safe_load(f) or {})
 
 
-# Fields that only weight the losses or shape the decoding: a checkpoint's weights mean the same
-# whatever they are, so a continued run may change them (the distillation section included:
-# its adapters live in the training wrapper, not in the exported model).
+# Fields that only weight the losses, augment the training data or shape the decoding: a
+# checkpoint's weights mean the same whatever they are, so a continued run may change them (the
+# distillation section included: its adapters live in the training wrapper, not in the exported model).
 TRAINING_ONLY = (
     "head.code_weights", "head.heatmap_weight", "head.bbox_weight", "head.attr_weight",
     "head.dir_weight", "head.velocity_loss", "head.velocity_beta", "head.gaussian_overlap",
     "head.min_radius", "head.max_objs", "head.score_threshold", "head.velocity_flip_speed",
     "head.static_attr_zero_velocity", "head.top_k", "head.max_boxes", "head.local_max",
-    "head.nms_radius", "depth.loss_weight", "distill",
+    "head.nms_radius", "depth.loss_weight", "distill", "image.aug_resize", "image.aug_flip",
+    "image.flip_with_bev",
 )
 
 

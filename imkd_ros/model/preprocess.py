@@ -94,7 +94,11 @@ class Preprocessor:
         flip = False
         if self.train:
             scale_jitter = float(self.rng.uniform(ic.aug_resize[0], ic.aug_resize[1]))
-            flip = bool(ic.aug_flip and self.rng.random() < 0.5)
+            if ic.flip_with_bev:  # mirror the images with the scene (see ImageConfig.flip_with_bev)
+                bev = frame.meta.get("bev_aug")  # (rot, scale, flip_x, flip_y) from train.augment
+                flip = bool(bev is not None and bev[2] != bev[3])
+            else:
+                flip = bool(ic.aug_flip and self.rng.random() < 0.5)
         imgs, augs = [], []
         for n in range(self.cfg.num_cameras):
             img = frame.images[n] if n < len(frame.images) else None

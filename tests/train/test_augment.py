@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from imkd_ros.model.synthetic import box_corners, random_frame
+from imkd_ros.model.preprocess import Preprocessor
+from imkd_ros.model.synthetic import box_corners, random_frame, tiny_config
 from imkd_ros.train.augment import RadarDropoutConfig, augment_frame, radar_dropout, random_augment
 from imkd_ros.train.trainer import FrameSet
 
@@ -91,3 +92,24 @@ def test_training_frames_get_the_configured_radar_dropout():
     assert all(len(always[i].radar) == 0 for i in range(4))
     never = FrameSet(frames, None, False, np.random.default_rng(0))
     assert all(len(never[i].radar) == len(frames[i].radar) for i in range(4))
+
+
+@pytest.mark.parametrize("fx,fy", [(False, False), (True, False), (False, True), (True, True)])
+def test_images_mirror_with_the_scene(fx, fy):
+    """With image.flip_with_bev every view the network sees is one a proper (right-handed) camera
+    could take: det(camera rotation) x (image flipped ? -1 : 1) = +1, so a side-on car points the
+    way its label says. aug_flip's independent coin breaks that in half the samples."""
+    cfg = tiny_config()
+    cfg.image.flip_with_bev = True
+    frame = augment_frame(random_frame(7, raw_hw=(128, 352)), 0.2, 1.0, fx, fy)
+    _, img_aug = Preprocessor(cfg, train=True, seed=1).images(frame)
+    for n in range(cfg.num_cameras):
+        flipped = np.linalg.det(img_aug[n, :2, :2].numpy()) < 0
+        assert flipped == (fx != fy)
+        assert np.linalg.det(frame.cam_to_ego[n][:3, :3]) * (-1 if flipped else 1) == pytest.approx(1.0, abs=1e-4)
+    # the old coin: over a few draws some mirrored-scene sample keeps unflipped images
+    cfg.image.flip_with_bev, cfg.image.aug_flip = False, True
+    pre = Preprocessor(cfg, train=True, seed=1)
+    mirrored = augment_frame(random_frame(7, raw_hw=(128, 352)), 0.2, 1.0, True, False)
+    hands = {bool(np.linalg.det(pre.images(mirrored)[1][0, :2, :2].numpy()) < 0) for _ in range(8)}
+    assert hands == {False, True}
