@@ -17,7 +17,7 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.rig.rig import CameraSpec
-from imkd_ros.world.raster import paint_faces
+from imkd_ros.world.raster import fill_mask, paint_faces, zbuffer_faces
 from imkd_ros.world.sim import FACE_NORMALS, FACES, PIXEL, SceneSim, Snapshot
 
 NEAR = 0.15
@@ -28,6 +28,7 @@ SKY_HORIZON = {"day": (190, 210, 230), "night": (20, 22, 30), "rain": (165, 168,
 @dataclass
 class RenderResult:
     image: np.ndarray  # (H, W, 3) uint8 RGB (BGR if rendered with bgr=True) at sensor resolution
+    #                    (at render resolution if rendered with upsample=False)
     owner: np.ndarray | None  # (h, w) int32 at render resolution: agent index, -1 background, <= -2 prop
     depth: np.ndarray | None  # (h, w) float32 optical-axis depth at render resolution (inf = sky)
     scale: float  # render resolution / sensor resolution
@@ -121,10 +122,12 @@ class CameraSim:
 
     # ------------------------------------------------------------------------------------------
     def render(self, cam: CameraSpec, snap: Snapshot, scale: float, rng: np.random.Generator,
-               keep_buffers: bool = False, exact: bool = True, bgr: bool = False) -> RenderResult:
+               keep_buffers: bool = False, exact: bool = True, bgr: bool = False,
+               upsample: bool = True) -> RenderResult:
         """``exact`` = per-pixel z-buffer; False = painter's algorithm by face (cheap sweep frames).
         ``bgr``: channels in OpenCV order (for cv2.imencode), swapped before the upsampling, where it
-        costs a fraction (the resize treats channels alike, so the bytes are the same)."""
+        costs a fraction (the resize treats channels alike, so the bytes are the same).
+        ``upsample=False`` keeps the render resolution (world/jpeg.py upsamples while encoding)."""
         tb = self.tables(cam, scale)
         h, w = tb.h, tb.w
         cam_to_world = snap.ego @ cam.to_ego
@@ -209,7 +212,7 @@ class CameraSim:
             img8 = img.astype(np.uint8)
         if bgr:
             img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2BGR)
-        if (w, h) != (cam.width, cam.height):
+        if upsample and (w, h) != (cam.width, cam.height):
             img8 = cv2.resize(img8, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
         return RenderResult(img8, owner, depth if keep_buffers else None, scale)
 
@@ -264,22 +267,21 @@ class CameraSim:
             uv = pc[..., :2] / pc[..., 2:3] * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
         vis = (pc[..., 2].max(1) > NEAR) & ~((uv[..., 0] < 0).all(1) & (zmin >= NEAR)) & ~(
             (uv[..., 0] >= tb.w).all(1) & (zmin >= NEAR)) & ~((uv[..., 1] >= tb.h).all(1) & (zmin >= NEAR))
-        mask = np.zeros((tb.h, tb.w), np.uint8)
-        drawn = False
-        pts_all = np.round((np.clip(uv, -4 * tb.w, 4 * tb.w) - 0.5) * 16)
-        for q in np.flatnonzero(vis).tolist():
-            if zmin[q] < NEAR:
-                poly = _clip_near(pc[q], NEAR)
-                if poly is None:
-                    continue
-                p2 = poly[:, :2] / poly[:, 2:3] * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
-                pts = np.round((np.clip(p2, -4 * tb.w, 4 * tb.w) - 0.5) * 16).astype(np.int32)
-            else:
-                pts = pts_all[q].astype(np.int32)
-            cv2.fillConvexPoly(mask, pts, 1, cv2.LINE_AA, 4)
-            drawn = True
-        if not drawn:
+        # Polygon table for the compiled fill: the projected quads, near-clipped ones re-projected.
+        qs = np.flatnonzero(vis)
+        if len(qs) == 0:
             return
+        uv_tab = np.zeros((len(qs), 8, 2))
+        uv_tab[:, :4] = np.clip(uv[qs], -4 * tb.w, 4 * tb.w)
+        nv = np.full(len(qs), 4, np.int64)
+        for j in np.flatnonzero(zmin[qs] < NEAR).tolist():
+            poly = _clip_near(pc[qs[j]], NEAR)
+            nv[j] = 0 if poly is None else len(poly)
+            if poly is not None:
+                p2 = poly[:, :2] / poly[:, 2:3] * (k[0, 0], k[1, 1]) + (k[0, 2], k[1, 2])
+                uv_tab[j, :nv[j]] = np.clip(p2, -4 * tb.w, 4 * tb.w)
+        mask = np.zeros((tb.h, tb.w), np.uint8)
+        fill_mask(mask, uv_tab, nv)
         if fast:
             cv2.copyTo(cv2.convertScaleAbs(img, alpha=factor), mask, img)
         else:
@@ -378,51 +380,25 @@ class CameraSim:
             order = order[(span[order] >= 0.5) | clipped[order]]
         # Unclipped faces whose box misses the image draw nothing: drop them before the Python loop.
         order = order[clipped[order] | ((bx1[order] > bx0[order]) & (by1[order] > by0[order]))]
-        if not exact:
-            # Vertex table for the compiled fill: the 4 projected corners, or the near-clipped polygon.
-            kmax = max([4] + [len(p) for p in polys if p is not None])
-            uv_tab = np.zeros((len(pi), kmax, 2))
-            uv_tab[:, :4] = safe
-            nv = np.full(len(pi), 4, np.int64)
-            for f in np.flatnonzero(clipped).tolist():
-                nv[f] = 0 if polys[f] is None else len(polys[f])
-                if nv[f]:
-                    uv_tab[f, :nv[f]] = polys[f]
-            paint_faces(face_buf, uv_tab, nv, order.astype(np.int64))
-            if need_depth:
-                vv, uu = np.nonzero(face_buf >= 0)
-                fb = face_buf[vv, uu]
-                invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
-            return face_buf, invz, {"color": col, "owner_code": owner_code}
-        pts_all = np.round((safe - 0.5) * 16).astype(np.int32)  # cv2 fill vertices (1/16 px)
-        bx0l, bx1l, by0l, by1l = bx0.tolist(), bx1.tolist(), by0.tolist(), by1.tolist()
-        a_l, b_l, c_l = a_c.tolist(), b_c.tolist(), c_c.tolist()
-        us, vs = tb.us, tb.vs
-        for f in order.tolist():
-            if clipped[f]:
-                uv = polys[f]
-                if uv is None:
-                    continue
-                x0 = max(int(np.floor(uv[:, 0].min())), 0)
-                x1 = min(int(np.ceil(uv[:, 0].max())) + 1, w)
-                y0 = max(int(np.floor(uv[:, 1].min())), 0)
-                y1 = min(int(np.ceil(uv[:, 1].max())) + 1, h)
-                pts = np.round((uv - 0.5) * 16).astype(np.int32)
-            else:
-                x0, x1, y0, y1 = bx0l[f], bx1l[f], by0l[f], by1l[f]
-                pts = pts_all[f]
-            if x1 <= x0 or y1 <= y0:
-                continue
-            mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [pts], 1, cv2.LINE_8, 4, (-16 * x0, -16 * y0))  # offset in 1/16 px
-            iz = us[x0:x1] * a_l[f] + (vs[y0:y1] * b_l[f] + c_l[f])[:, None]
-            zb = invz[y0:y1, x0:x1]
-            win = mask.view(bool)
-            win &= iz > zb
-            if win.any():
-                zb[win] = iz[win]
-                face_buf[y0:y1, x0:x1][win] = f
-        return face_buf, invz, {"color": col, "owner_code": owner_code}
+        # Vertex table for the compiled fills: the 4 projected corners, or the near-clipped polygon.
+        kmax = max([4] + [len(p) for p in polys if p is not None])
+        uv_tab = np.zeros((len(pi), kmax, 2))
+        uv_tab[:, :4] = safe
+        nv = np.full(len(pi), 4, np.int64)
+        for f in np.flatnonzero(clipped).tolist():
+            nv[f] = 0 if polys[f] is None else len(polys[f])
+            if nv[f]:
+                uv_tab[f, :nv[f]] = polys[f]
+        faces = {"color": col, "owner_code": owner_code}
+        if exact:
+            zbuffer_faces(face_buf, invz, uv_tab, nv, order.astype(np.int64), a_c, b_c, c_c, tb.us, tb.vs)
+            return face_buf, invz, faces
+        paint_faces(face_buf, uv_tab, nv, order.astype(np.int64))
+        if need_depth:
+            vv, uu = np.nonzero(face_buf >= 0)
+            fb = face_buf[vv, uu]
+            invz[vv, uu] = a_c[fb] * tb.us[uu] + b_c[fb] * tb.vs[vv] + c_c[fb]
+        return face_buf, invz, faces
 
     def _shade(self, snap: Snapshot, part: np.ndarray, n_w: np.ndarray, centers: np.ndarray) -> np.ndarray:
         cond = self.condition

@@ -16,6 +16,7 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.world.meshes import Mesh, build_mesh, prop_mesh
+from imkd_ros.world.raster import gather_ground
 from imkd_ros.world.scene import Road, Scene
 
 MAP_RES = 0.1  # m per ground-map pixel
@@ -255,19 +256,16 @@ class SceneSim:
         """Colours of ego-frame ground points (float32 (N, 2)) with the ego at pose ``ego``.
 
         ``night``: also the lamp-lit night ground, as a second (N, 3) array."""
-        h, w = self.map_mat.shape
         r = ego.rotation[:2, :2] / MAP_RES
         t = (ego.translation[:2] - self.map_origin) / MAP_RES
         m = np.vstack([r.T, t[None]]).astype(np.float32)  # (3, 2): [x y 1] @ m -> map pixels
-        ij = ego_xy32 @ m[:2]
-        ij += m[2]
-        ix = np.clip(ij[:, 0].astype(np.int32), 0, w - 1)
-        iy = np.clip(ij[:, 1].astype(np.int32), 0, h - 1)
-        iy *= w
-        iy += ix
+        rgb = np.empty((len(ego_xy32), 3), np.uint8)
+        gather_ground(ego_xy32, m, self.map_rgb, rgb)
         if night and self._night_flat is not None:
-            return _gather_pixels(self._rgb_flat, iy), _gather_pixels(self._night_flat, iy)
-        return _gather_pixels(self._rgb_flat, iy)
+            lit = np.empty_like(rgb)
+            gather_ground(ego_xy32, m, self._night_flat.reshape(self.map_rgb.shape), lit)
+            return rgb, lit
+        return rgb
 
     def _bake_night_map(self) -> np.ndarray:
         """Ground under moonlight plus lamp pools (computed on a 1 m grid, upsampled)."""
@@ -325,11 +323,6 @@ def _apply_gain_u8(rgb: np.ndarray, gain: np.ndarray) -> np.ndarray:
     per-channel table lookup: the same float32 products for each of the 256 levels, ~20x faster."""
     table = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain.astype(np.float32)[None, :], 0, 255)
     return cv2.LUT(np.ascontiguousarray(rgb), table.astype(np.uint8).reshape(256, 1, 3))
-
-
-def _gather_pixels(rgb: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """rgb[idx] for a contiguous (N, 3) uint8 array, one 3-byte item per pixel."""
-    return np.ascontiguousarray(rgb).reshape(-1).view(PIXEL)[idx].view(np.uint8).reshape(-1, 3)
 
 
 def _solid(img, road: Road, lat: float, val: int, thick: int, to_px) -> None:

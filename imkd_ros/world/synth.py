@@ -10,9 +10,9 @@ z-buffer there too), or are skipped (``camera_sweeps="none"``, likewise ``lidar_
 
 Output is a pure function of (seed, scene index, knobs): every random draw comes from a generator
 seeded by the sensor and frame it belongs to, tokens are hashes, so reruns and ``jobs > 1`` write
-identical bytes. Throughput on one core (bench_synth.py, 20 s scenes): ~1.5 key frames/s at
-1600x900 with every sensor and sweep (~10 MB per key frame, mostly LiDAR), ~2.4 with key-frame
-images only, ~3.4 at 400x225 with key-frame images only (the training setup).
+identical bytes. Throughput on one core (bench_synth.py, 20 s scenes): ~1.7 key frames/s at
+1600x900 with every sensor and sweep (1.45-2.1 on this VM; ~10 MB per key frame, mostly LiDAR),
+~4 at 400x225 with key-frame images only (the training setup). docs/data.md has the history.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from imkd_ros.constants import ATTRIBUTES, CLASS_TO_CATEGORY, LIDAR_NAME
 from imkd_ros.rig.geometry import points_in_boxes, yaw_to_quat
 from imkd_ros.rig.rig import DEFAULT_RIG_YAML, Rig
 from imkd_ros.world.camera import CameraSim, RenderResult
+from imkd_ros.world.jpeg import encode_jpeg
 from imkd_ros.world.lidar import LidarSim
 from imkd_ros.world.pcd import lidar_bytes, radar_bytes
 from imkd_ros.world.radar import RadarSim
@@ -240,13 +241,12 @@ class SceneSynthesizer:
             rel = cfg.render_scale if e.key else cfg.sweep_render_scale
             scale = min(1.0, rel / cfg.image_scale)
             result = self.cams.render(cam, snap, scale, rng, keep_buffers=e.key, exact=e.key or cfg.exact_sweeps,
-                                      bgr=True)
+                                      bgr=True, upsample=False)
             self.stats["render_s"] += time.perf_counter() - t0
             t1 = time.perf_counter()
             q = cfg.jpeg_quality if e.key else cfg.sweep_jpeg_quality
-            ok, buf = cv2.imencode(".jpg", result.image, [cv2.IMWRITE_JPEG_QUALITY, int(q)])  # BGR
             filename, fmt, hw = base + ".jpg", "jpg", (cam.height, cam.width)
-            w.write_bytes(filename, buf.tobytes())
+            w.write_bytes(filename, encode_jpeg(result.image, (cam.width, cam.height), q, bgr=True))
             self.stats["write_s"] += time.perf_counter() - t1
             self.stats["images"] += 1
         elif e.channel == LIDAR_NAME:
