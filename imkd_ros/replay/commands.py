@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("bag", type=Path)
     p.add_argument("--model", default="", help="checkpoint or engine (default: the shipped student)")
     p.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch-cuda", "torch-cpu"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16", "int8"])
     p.add_argument("--params", default=None, help="node parameters YAML (default: built-in defaults)")
     p.add_argument("--out", type=Path, default=Path("out/replay"))
     p.add_argument("--rate", type=float, default=None, help="x real time (default: as fast as possible)")

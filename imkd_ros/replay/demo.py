@@ -87,7 +87,8 @@ def score_stamped(preds: dict, gts: dict, match_ns: int = 60_000_000) -> dict | 
     return report
 
 
-def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, backend: str) -> int:
+def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, backend: str,
+         precision: str = "fp32") -> int:
     out.mkdir(parents=True, exist_ok=True)
     bag = ensure_recording(out, seed, scene_seconds)
     lease = lease_domain()
@@ -98,7 +99,7 @@ def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, ba
     eval_threshold = min(wide.eval_score_threshold, params.score_threshold)
     eval_max = max(wide.eval_max_detections, params.max_detections)
     node_args = ["--params-file", str(ROOT / "config" / "detector.yaml"), "-p", "use_sim_time:=true",
-                 "-p", f"backend:={backend}", "-r", "__ns:=/perception",
+                 "-p", f"backend:={backend}", "-p", f"precision:={precision}", "-r", "__ns:=/perception",
                  "-p", f"score_threshold:={float(eval_threshold)}", "-p", f"max_detections:={int(eval_max)}"]
     if model:
         node_args += ["-p", f"model:={model}"]
@@ -137,7 +138,8 @@ def demo(out: Path, seed: int, scene_seconds: float, model: str, rate: float, ba
               f"mAP {at['mAP'] if at else float('nan'):.3f} ==")
     print("\n== offline replay of the same recording (same pipeline): metrics, report, pictures ==", flush=True)
     cmd = [sys.executable, "-m", "imkd_ros.cli", "replay", str(bag), "--out", str(out / "replay"),
-           "--backend", backend, "--only-gt-keyframes", "--render", "0", "3", "--render-worst", "1"]
+           "--backend", backend, "--precision", precision, "--only-gt-keyframes", "--render", "0", "3",
+           "--render-worst", "1"]
     if model:
         cmd += ["--model", model]
     _run(cmd)
@@ -161,4 +163,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="", help="checkpoint (default: the shipped student)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time)")
     p.add_argument("--backend", default="auto")
-    p.set_defaults(func=lambda a: demo(a.out, a.seed, a.scene_seconds, a.model, a.rate, a.backend))
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                   help="bf16: the CPU fallback's fast path where the CPU has native bf16 (else fp32, logged)")
+    p.set_defaults(func=lambda a: demo(a.out, a.seed, a.scene_seconds, a.model, a.rate, a.backend, a.precision))

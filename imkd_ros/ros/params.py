@@ -15,7 +15,7 @@ import yaml
 from imkd_ros.constants import CAMERA_NAMES, RADAR_NAMES
 
 BACKENDS = ("auto", "tensorrt", "torch-cuda", "torch-cpu")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def _default_cameras(suffix: str) -> list[str]:
@@ -67,7 +67,8 @@ DESCRIPTIONS: dict[str, str] = {
     "model": "Checkpoint (.pt) or TensorRT engine; empty = the shipped student in models/.",
     "model_override": "Overrides 'model' when not empty (the launch file's model:= argument).",
     "backend": "Inference backend: " + " | ".join(BACKENDS) + ".",
-    "precision": "Numeric precision: " + " | ".join(PRECISIONS) + " (int8: TensorRT only).",
+    "precision": "Numeric precision: " + " | ".join(PRECISIONS) + " (int8: TensorRT only; bf16: torch backends, "
+                 "on a CPU only where it is native, else fp32).",
     "score_threshold": "Detections below this score are not published.",
     "max_detections": "At most this many detections per keyframe (highest scores).",
     "sync_spread_ms": "Largest stamp spread of the six images of one keyframe.",
@@ -114,6 +115,8 @@ def validate(p: NodeParams) -> NodeParams:
         raise bad("precision", "must be one of " + ", ".join(PRECISIONS))
     if p.precision == "int8" and p.backend not in ("tensorrt", "auto"):
         raise bad("precision", "int8 needs the tensorrt backend")
+    if p.precision == "bf16" and p.backend == "tensorrt":
+        raise bad("precision", "bf16 runs on the torch backends (torch-cpu, torch-cuda, auto), not tensorrt")
     if not 0.0 <= p.score_threshold <= 1.0:
         raise bad("score_threshold", "must lie in [0, 1]")
     if p.max_detections < 1:

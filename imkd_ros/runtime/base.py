@@ -25,7 +25,7 @@ from imkd_ros.model.student_io import StudentInputs
 from imkd_ros.ops.bev_pool_cuda import cuda_unavailable_reason
 from imkd_ros.rig.intrinsics import pick_decode_reduce
 from imkd_ros.runtime.engine import require_tensorrt
-from imkd_ros.runtime.torch_backend import TorchBackend
+from imkd_ros.runtime.torch_backend import TorchBackend, cpu_bf16_status
 from imkd_ros.runtime.trt_plugins import plugin_library_path
 from imkd_ros.types import Boxes, Frame
 
@@ -131,6 +131,8 @@ def tensorrt_status() -> str | None:
 def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -> Backend:
     """The named backend; raises BackendUnavailableError naming what is missing."""
     if name == "torch-cpu":
+        if precision == "bf16" and (why := cpu_bf16_status()):
+            raise BackendUnavailableError(f"backend torch-cpu bf16: {why}")
         return TorchBackend("cpu", precision)
     if name == "torch-cuda":
         reason = cuda_status()
@@ -139,6 +141,9 @@ def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -
 
         return TorchBackend("cuda", precision, cuda_graph=cuda_graph)
     if name == "tensorrt":
+        if precision == "bf16":
+            raise BackendUnavailableError("backend tensorrt: bf16 is a torch precision here; engines build "
+                                          "fp32, fp16 or int8")
         missing = [r for r in (cuda_status(), tensorrt_status()) if r]
         if missing:
             raise BackendUnavailableError("backend tensorrt: " + "; ".join(missing))
@@ -150,20 +155,29 @@ def make_backend(name: str, precision: str = "fp32", cuda_graph: bool = False) -
 
 def select_backend(kind: str = "auto", precision: str = "fp32", cuda_graph: bool = False
                    ) -> tuple[Backend, str]:
-    """(backend, why). ``auto`` takes TensorRT, else torch CUDA, else torch CPU."""
-    if kind == "torch-cpu" and precision != "fp32":
-        return make_backend(kind, "fp32"), f"torch-cpu requested; {precision} needs a GPU, running fp32"
+    """(backend, why). ``auto`` takes TensorRT, else torch CUDA, else torch CPU. On the CPU, bf16
+    runs where the CPU has it natively and fp32 otherwise (and for fp16 / int8), saying so."""
+    if kind == "torch-cpu":
+        return _cpu_backend(precision, "torch-cpu requested")
     if kind != "auto":
         return make_backend(kind, precision, cuda_graph), f"{kind} requested"
     cuda = cuda_status()
     trt = tensorrt_status()
-    if cuda is None and trt is None:
+    if cuda is None and trt is None and precision != "bf16":
         return make_backend("tensorrt", precision, cuda_graph), "auto: CUDA GPU and TensorRT available"
     if cuda is None:
-        why = f"auto: CUDA GPU available, TensorRT not ({trt})"
+        why = (f"auto: CUDA GPU available, TensorRT not ({trt})" if trt else
+               "auto: CUDA GPU and TensorRT available; bf16 is a torch precision: torch-cuda")
         return make_backend("torch-cuda", precision, cuda_graph), why
-    cpu_precision = precision if precision == "fp32" else "fp32"
-    why = f"auto: no CUDA ({cuda})"
-    if cpu_precision != precision:
-        why += f"; {precision} needs a GPU, running fp32"
-    return make_backend("torch-cpu", cpu_precision), why
+    return _cpu_backend(precision, f"auto: no CUDA ({cuda})")
+
+
+def _cpu_backend(precision: str, why: str) -> tuple[Backend, str]:
+    if precision == "bf16":
+        reason = cpu_bf16_status()
+        if reason is None:
+            return make_backend("torch-cpu", "bf16"), why + "; bf16 (native on this CPU)"
+        return make_backend("torch-cpu", "fp32"), why + f"; bf16 asked but {reason}: running fp32"
+    if precision != "fp32":
+        return make_backend("torch-cpu", "fp32"), why + f"; {precision} needs a GPU, running fp32"
+    return make_backend("torch-cpu", "fp32"), why

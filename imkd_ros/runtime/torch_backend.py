@@ -1,4 +1,10 @@
-"""PyTorch backends: CPU (fp32) and CUDA (fp32 / fp16 autocast, optional CUDA graph).
+"""PyTorch backends: CPU (fp32 / bf16 autocast) and CUDA (fp32 / fp16 / bf16 autocast, optional CUDA graph).
+
+CPU bf16: on a CPU with native bf16 (x86 AVX512-BF16 or AMX, Arm BF16), oneDNN's bf16
+convolutions take the student's CPU forward from ~70 to ~45 ms on one core here (bench_model.py
+--bf16); the index math stays fp32 (ops/precision.py) and the head outputs are returned as fp32.
+Without native bf16 the instructions are emulated and slower than fp32, so ``cpu_bf16_status``
+says why not and ``select_backend`` runs fp32 instead (runtime/base.py).
 
 On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/ops/bev_pool_cuda.py)
 when the extension builds; otherwise the op's generic torch implementation runs on the GPU and
@@ -49,12 +55,12 @@ class TorchBackend:
     def __init__(self, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = False,
                  threads: int | None = None) -> None:
         self.device = torch.device(device)
-        if self.device.type == "cpu" and precision != "fp32":
-            raise ValueError(f"torch-cpu runs fp32 only (asked for {precision})")
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"torch backends run fp32 or fp16 (asked for {precision}); int8 needs TensorRT")
+        if self.device.type == "cpu" and precision not in ("fp32", "bf16"):
+            raise ValueError(f"torch-cpu runs fp32 or bf16 (asked for {precision})")
+        if precision not in ("fp32", "fp16", "bf16"):
+            raise ValueError(f"torch backends run fp32, fp16 or bf16 (asked for {precision}); int8 needs TensorRT")
         self.precision = precision
-        self.name = f"torch-{self.device.type}" + ("-fp16" if precision == "fp16" else "")
+        self.name = f"torch-{self.device.type}" + ("" if precision == "fp32" else f"-{precision}")
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
         self.threads = threads
         self.kernel_note = ""
@@ -95,14 +101,18 @@ class TorchBackend:
         return self._geom_cache[key]
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.device.type == "cuda" and self.precision == "fp16":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry) -> list[dict[str, Tensor]]:
         assert self.model is not None, "call load() first"
         with torch.no_grad(), self._autocast():
-            return self.model(tensors, geometry=geometry)["head"]
+            head = self.model(tensors, geometry=geometry)["head"]
+        if self.precision == "fp32":
+            return head
+        return [{k: v.float() for k, v in task.items()} for task in head]  # decode works in fp32
 
     def infer(self, inputs: StudentInputs) -> list[dict[str, Tensor]]:
         if self.model is None:
@@ -139,6 +149,17 @@ class TorchBackend:
         self._graph.replay()
         flat = [t[k].clone() for t in self._static_out for k in ("heatmap", "box", "attr")]
         return unflatten_head(flat, len(self._static_out))
+
+
+def cpu_bf16_status() -> str | None:
+    """None when this CPU runs bf16 natively in oneDNN (AVX512-BF16 / AMX / Arm BF16), else why not."""
+    if not torch.backends.mkldnn.is_available():
+        return "this torch build has no oneDNN (mkldnn)"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError) as exc:  # a private check: absent in some builds
+        return f"cannot tell whether this CPU has native bf16 ({type(exc).__name__})"
+    return None if native else "this CPU has no native bf16 (AVX512-BF16, AMX or Arm BF16): emulated, slower than fp32"
 
 
 def _copy_module(student: Student) -> Student:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import imkd_ros.runtime as rt
+import imkd_ros.runtime.base as rt_base
 from imkd_ros.model import Student, load_config, save_checkpoint
 from imkd_ros.model.synthetic import random_frame
 from imkd_ros.runtime import (
@@ -20,7 +21,8 @@ from imkd_ros.runtime import (
     select_backend,
 )
 from imkd_ros.runtime.base import cuda_status, tensorrt_status
-from imkd_ros.runtime.torch_backend import TorchBackend
+from imkd_ros.runtime.model_file import load_student_checkpoint
+from imkd_ros.runtime.torch_backend import TorchBackend, cpu_bf16_status
 from imkd_ros.types import Boxes
 
 
@@ -52,8 +54,10 @@ def test_unavailable_backends_say_what_is_missing(name: str) -> None:
 def test_unknown_backend_and_bad_precision() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         make_backend("onnx-magic")
-    with pytest.raises(ValueError, match="fp32 only"):
+    with pytest.raises(ValueError, match="fp32 or bf16"):
         make_backend("torch-cpu", "fp16")
+    with pytest.raises(BackendUnavailableError, match="bf16 is a torch precision"):
+        make_backend("tensorrt", "bf16")
 
 
 def test_cpu_detector_matches_student_and_decodes(student: Student) -> None:
@@ -117,3 +121,36 @@ def test_auto_falls_back_when_the_tensorrt_engine_cannot_load(monkeypatch: pytes
     with pytest.raises(BackendUnavailableError):  # asked for explicitly: the error stands
         monkeypatch.setattr(rt, "select_backend", lambda *a, **k: (NoEngine(), "tensorrt requested"))
         create_detector(ckpt, "tensorrt", "fp16")
+
+
+def test_cpu_bf16_without_native_support_runs_fp32_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rt_base, "cpu_bf16_status", lambda: "this CPU has no native bf16")
+    backend, why = select_backend("torch-cpu", "bf16")
+    assert backend.precision == "fp32" and "no native bf16" in why and "running fp32" in why
+    with pytest.raises(BackendUnavailableError, match="no native bf16"):
+        make_backend("torch-cpu", "bf16")
+
+
+def test_cpu_bf16_detector_agrees_with_fp32() -> None:
+    """The shipped student in bf16 (where this CPU has it natively): fp32 head outputs, the same
+    confident detections within centimetres (the replay's NDS is in docs/node.md)."""
+    if (why := cpu_bf16_status()) is not None:
+        pytest.skip(why)
+    student = load_student_checkpoint(Path(__file__).resolve().parents[2] / "models" / "imkd_student_cpu.pt")
+    bf16, why = select_backend("torch-cpu", "bf16")
+    assert bf16.name == "torch-cpu-bf16" and "native" in why
+    frame = random_frame(5, num_boxes=8)
+    det32, det16 = Detector(student, make_backend("torch-cpu")), Detector(student, bf16)
+    inputs = det32.inputs([frame])
+    h32, h16 = make_backend("torch-cpu"), bf16
+    h32.load(student)
+    out32, out16 = h32.infer(inputs), h16.infer(det16.inputs([frame]))
+    for a, b in zip(out32, out16):
+        assert all(v.dtype == torch.float32 for v in b.values())
+        assert (a["heatmap"].sigmoid() - b["heatmap"].sigmoid()).abs().max() < 0.05
+    ref, _ = det32.detect(frame)
+    got, _ = det16.detect(frame)
+    keep = ref.scores > 0.2
+    assert keep.sum() > 0, "the shipped model finds something in a synthetic frame"
+    d = np.linalg.norm(ref.center[keep][:, None, :2] - got.center[None, :, :2], axis=-1)
+    assert (d.min(1) < 0.25).mean() >= 0.9
