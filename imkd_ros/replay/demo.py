@@ -163,6 +163,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="", help="checkpoint (default: the shipped student)")
     p.add_argument("--rate", type=float, default=1.0, help="playback speed (x real time)")
     p.add_argument("--backend", default="auto")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                   help="bf16: the CPU fallback's fast path where the CPU has native bf16 (else fp32, logged)")
+    p.add_argument("--precision", default="bf16", choices=["fp32", "fp16", "bf16"],
+                   help="bf16 (default): the CPU fallback's fast path where the CPU has native bf16, else "
+                        "fp32 (logged); on a GPU box pass fp16 for the engine")
     p.set_defaults(func=lambda a: demo(a.out, a.seed, a.scene_seconds, a.model, a.rate, a.backend, a.precision))

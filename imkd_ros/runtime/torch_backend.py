@@ -6,6 +6,20 @@ convolutions take the student's CPU forward from ~70 to ~45 ms on one core here 
 Without native bf16 the instructions are emulated and slower than fp32, so ``cpu_bf16_status``
 says why not and ``select_backend`` runs fp32 instead (runtime/base.py).
 
+CPU trace (``trace=True``, the default on the CPU): the network runs as a frozen TorchScript
+trace of ``StudentExport``, one per input shape and calibration. Why: eager PyTorch takes the
+GIL back after every op, so in the node, where the executor thread runs Python beside the
+inference thread, the forward slowed from ~50 to ~90 ms (one op-heavy Python thread beside it,
+2 threads; 104 -> 150 ms on 1 thread). The trace runs the graph without the GIL and freezing
+folds the batch norms into the convolutions: 1 thread, 76 ms quiet and 70 ms beside that thread;
+bf16 47 / 48 ms (docs/node.md). Outputs equal eager to 2e-5 (fp32; tests/deploy/test_runtime.py,
+with a masked camera and empty radar as well: the forward has no data-dependent Python branch,
+which the engine export relies on too). A trace that fails is logged and the backend runs eager.
+TorchScript is deprecated in torch 2.13 but still supported; it is the one way here to run a
+torch graph without the GIL and without a C++ compiler at run time. Its successor for this seam
+is AOTInductor (torch.export + a compiled package), which needs a toolchain where the model is
+exported and a C++ kernel for ``imkd::bev_pool``: not done yet.
+
 On CUDA the ``imkd::bev_pool`` op is switched to the CUDA kernel (imkd_ros/ops/bev_pool_cuda.py)
 when the extension builds; otherwise the op's generic torch implementation runs on the GPU and
 ``kernel_note`` says why. The CUDA graph path captures the whole network for fixed input shapes
@@ -21,13 +35,14 @@ import copy
 import dataclasses
 import hashlib
 import logging
+import warnings
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from imkd_ros.model.student_io import MODEL_INPUTS, StudentInputs, unflatten_head
+from imkd_ros.model.student_io import HEAD_KEYS, MODEL_INPUTS, StudentExport, StudentInputs, unflatten_head
 from imkd_ros.ops.bev_pool_cuda import try_register_cuda_kernels
 from imkd_ros.ops.bev_pool_geometry import BevPoolGeometry
 
@@ -53,7 +68,7 @@ class TorchBackend:
     """Runs the student with PyTorch on ``device`` ("cpu" or "cuda")."""
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = False,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, trace: bool = True) -> None:
         self.device = torch.device(device)
         if self.device.type == "cpu" and precision not in ("fp32", "bf16"):
             raise ValueError(f"torch-cpu runs fp32 or bf16 (asked for {precision})")
@@ -62,6 +77,8 @@ class TorchBackend:
         self.precision = precision
         self.name = f"torch-{self.device.type}" + ("" if precision == "fp32" else f"-{precision}")
         self.cuda_graph = cuda_graph and self.device.type == "cuda"
+        self.trace = trace and self.device.type == "cpu"
+        self._traced: OrderedDict[tuple, torch.jit.ScriptModule] = OrderedDict()
         self.threads = threads
         self.kernel_note = ""
         self.model: Student | None = None
@@ -119,6 +136,13 @@ class TorchBackend:
             raise RuntimeError("backend not loaded: call load(student) first")
         tensors = {k: v.to(self.device, non_blocking=True) for k, v in inputs.tensors.items()}
         geometry = self._geometry(inputs.geometry)
+        if self.trace:
+            try:
+                return self._traced_forward(tensors, geometry)
+            except Exception as exc:  # an op the tracer cannot record: stay eager from now on
+                log.warning("TorchScript trace failed, running eager: %s", exc)
+                self.trace = False
+                self._traced.clear()
         if self.cuda_graph:
             try:
                 return self._graph_forward(tensors, geometry)
@@ -127,6 +151,28 @@ class TorchBackend:
                 self.cuda_graph = False
                 self._graph = None
         return self._forward(tensors, geometry)
+
+    def _traced_forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry) -> list[dict[str, Tensor]]:
+        assert self.model is not None, "call load() first"
+        args = tuple(tensors[k] for k in MODEL_INPUTS) + geometry.tensors()
+        key = (tuple(tuple(a.shape) for a in args), geometry_key(geometry), geometry.batch)
+        fn = self._traced.get(key)
+        if fn is None:
+            wrapper = StudentExport(self.model, batch=geometry.batch, bev_h=geometry.bev_h,
+                                    bev_w=geometry.bev_w).eval()
+            with torch.no_grad(), self._autocast(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes are fixed per key
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript: see the module doc
+                fn = torch.jit.freeze(torch.jit.trace(wrapper, args, check_trace=False))
+            self._traced[key] = fn
+            while len(self._traced) > GEOMETRY_CACHE_SIZE:
+                self._traced.popitem(last=False)
+            log.info("traced the network for inputs %s", [tuple(a.shape) for a in args[:1]])
+        else:
+            self._traced.move_to_end(key)
+        with torch.no_grad():
+            flat = list(fn(*args))
+        return unflatten_head([t.float() for t in flat], len(flat) // len(HEAD_KEYS))
 
     def _graph_forward(self, tensors: dict[str, Tensor], geometry: BevPoolGeometry
                        ) -> list[dict[str, Tensor]]:

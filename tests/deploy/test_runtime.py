@@ -154,3 +154,38 @@ def test_cpu_bf16_detector_agrees_with_fp32() -> None:
     assert keep.sum() > 0, "the shipped model finds something in a synthetic frame"
     d = np.linalg.norm(ref.center[keep][:, None, :2] - got.center[None, :, :2], axis=-1)
     assert (d.min(1) < 0.25).mean() >= 0.9
+
+
+def test_cpu_trace_equals_eager_with_masked_cameras_and_no_radar(student: Student) -> None:
+    """The default CPU path runs a frozen TorchScript trace (traced once per shape and
+    calibration). It must not bake in the frame it was traced on: a masked camera and an empty
+    radar on later frames give what eager gives (no data-dependent Python branch)."""
+    traced, eager = TorchBackend("cpu"), TorchBackend("cpu", trace=False)
+    det, ref = Detector(student, traced), Detector(student, eager)
+    first = det.inputs([random_frame(6)])
+    traced.infer(first)
+    assert len(traced._traced) == 1 and traced.trace
+    later = det.inputs([random_frame(7)])
+    later.tensors["camera_valid"][0, 2] = False
+    later.tensors["radar_mask"][:] = False
+    for inputs in (first, later):
+        for got, exp in zip(traced.infer(inputs), eager.infer(inputs)):
+            for k in ("heatmap", "box", "attr"):
+                assert got[k].dtype == torch.float32
+                torch.testing.assert_close(got[k], exp[k], atol=1e-4, rtol=1e-4)  # batch norms folded
+    assert len(traced._traced) == 1  # same shapes and calibration: no re-trace
+    boxes, _ = det.detect(random_frame(8))
+    ref_boxes, _ = ref.detect(random_frame(8))
+    np.testing.assert_allclose(boxes.scores, ref_boxes.scores, atol=1e-4)
+
+
+def test_cpu_trace_failure_falls_back_to_eager(student: Student, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = TorchBackend("cpu")
+    det = Detector(student, backend)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("tracer cannot record this op")
+
+    monkeypatch.setattr(torch.jit, "trace", broken)
+    out = backend.infer(det.inputs([random_frame(3)]))
+    assert not backend.trace and out[0]["heatmap"].dtype == torch.float32
