@@ -1,7 +1,9 @@
 """Per-stage forward latency of the student (batch 1, eval, no grad, precomputed geometry).
 
 Stages: backbone (ResNet + neck), depth (radar prior + depth net), pooling (imkd::bev_pool),
-radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Prints figures; not a test.
+radar (pillars + BEV convs), fusion (fusion + BEV encoder), head. Then the whole forward eager
+NCHW, eager NHWC, and as the torch-cpu backend runs it (NHWC, frozen TorchScript trace; with
+--bf16 in bf16 where the CPU has it natively). Prints figures; not a test.
 
     .venv/bin/python benchmarks/bench_model.py [--configs cpu paper] [--threads 2] [--iters 10]
         [--bf16] [--raw 900 1600]
@@ -19,6 +21,8 @@ import torch
 from imkd_ros.model import Preprocessor, Student, load_config
 from imkd_ros.model.imkd import STAGES
 from imkd_ros.model.synthetic import random_frame
+from imkd_ros.runtime import Detector
+from imkd_ros.runtime.torch_backend import TorchBackend, cpu_bf16_status
 
 
 def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (900, 1600)) -> None:
@@ -51,7 +55,7 @@ def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (
             decode.append(time.perf_counter() - t0)
             for s in STAGES:
                 per_stage[s].append(timings[s])
-        # The torch-cpu backend runs an NHWC copy (runtime/torch_backend.py): time that too.
+        # Eager NHWC (what the torch-cpu backend ran before it traced the network).
         nhwc = copy.deepcopy(model).to(memory_format=torch.channels_last)
         for _ in range(2):
             nhwc(batch, geo)
@@ -60,6 +64,16 @@ def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (
             t0 = time.perf_counter()
             nhwc(batch, geo)
             totals_nhwc.append(time.perf_counter() - t0)
+    # The torch-cpu backend itself: NHWC, frozen TorchScript trace, bf16 where asked and native.
+    backend = TorchBackend("cpu", "bf16" if bf16 and cpu_bf16_status() is None else "fp32")
+    inputs = Detector(model, backend).inputs([frame])
+    for _ in range(3):  # the first call traces and freezes
+        backend.infer(inputs)
+    totals_be = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        backend.infer(inputs)
+        totals_be.append(time.perf_counter() - t0)
     med = statistics.median
     print(f"\n== {name}: image {cfg.image.height}x{cfg.image.width} x{cfg.num_cameras}, "
           f"BEV {cfg.grid.bev_grid().shape}, {params:.2f} M params, threads {torch.get_num_threads()}"
@@ -71,8 +85,11 @@ def bench(name: str, iters: int, bf16: bool = False, raw_hw: tuple[int, int] = (
     total = med(totals)
     print(f"   forward   {total * 1e3:8.1f} ms  ({1 / total:.1f} frames/s); decode {med(decode) * 1e3:.1f} ms")
     t_nhwc = med(totals_nhwc)
-    print(f"   forward, channels_last (the torch-cpu backend) {t_nhwc * 1e3:.1f} ms ({1 / t_nhwc:.1f} frames/s), "
+    print(f"   forward, channels_last eager {t_nhwc * 1e3:.1f} ms ({1 / t_nhwc:.1f} frames/s), "
           f"{total / t_nhwc:.2f}x the NCHW forward (no per-stage timing, no decode in between)")
+    t_be = med(totals_be)
+    print(f"   the {backend.name} backend (NHWC, frozen TorchScript trace) {t_be * 1e3:.1f} ms "
+          f"({1 / t_be:.1f} frames/s), {total / t_be:.2f}x the NCHW forward")
 
 
 def main() -> None:
