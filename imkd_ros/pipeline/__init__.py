@@ -7,12 +7,14 @@ from imkd_ros.pipeline.pipeline import (
     KeyframeInput,
     PipelineConfig,
     PipelineResult,
+    PreparedKeyframe,
+    StagedDetector,
     output_threshold,
     transform_boxes,
 )
 from imkd_ros.pipeline.radar import RadarSweepPoints, merge_sweeps
 from imkd_ros.pipeline.transforms import TransformBuffer, TransformError, TransformRejected
-from imkd_ros.pipeline.worker import InferenceWorker
+from imkd_ros.pipeline.worker import InferenceWorker, StagedWorker
 
 __all__ = [
     "CameraInput",
@@ -22,7 +24,10 @@ __all__ = [
     "KeyframeInput",
     "PipelineConfig",
     "PipelineResult",
+    "PreparedKeyframe",
     "RadarSweepPoints",
+    "StagedDetector",
+    "StagedWorker",
     "TransformBuffer",
     "TransformError",
     "TransformRejected",

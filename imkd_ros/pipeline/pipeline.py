@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +34,19 @@ class FrameDetector(Protocol):
 
     def decode_reduce(self, camera_width: int) -> int:
         """Decode reduction (1, 2, 4, 8) for a camera of this CameraInfo width."""
+        ...
+
+
+@runtime_checkable
+class StagedDetector(FrameDetector, Protocol):
+    """A detector whose ``detect`` splits in two: ``prepare`` (preprocessing: Python, holds the GIL)
+    and ``finish`` (network + box decoding). The node runs them on two threads, so keyframe k+1 is
+    prepared while keyframe k is in the network; ``detect(frame) == finish(prepare(frame))``."""
+
+    def prepare(self, frame: Frame) -> Any:
+        ...
+
+    def finish(self, staged: Any) -> tuple[Boxes, dict[str, float]]:
         ...
 
 
@@ -80,6 +93,19 @@ class PipelineResult:
     missing_cameras: list[str]
     radar_points: int
     frame: Frame | None = None  # kept for rendering/evaluation by the replay; None on the node
+
+
+@dataclass
+class PreparedKeyframe:
+    """A keyframe between ``DetectorPipeline.prepare`` and ``finish``: its own view errors travel
+    with it (with two keyframes in flight, ``last_view_errors`` may already be the next one's)."""
+
+    stamp_ns: int
+    frame: Frame
+    missing: list[str]
+    view_errors: dict[str, str]
+    staged: Any  # StagedDetector.prepare's output; None for a plain detector (finish runs detect)
+    prepare_ms: float
 
 
 class DetectorPipeline:
@@ -194,11 +220,23 @@ class DetectorPipeline:
         )
         return frame, sorted(set(missing), key=CAMERA_NAMES.index)
 
-    def process(self, inp: KeyframeInput, keep_frame: bool = False) -> PipelineResult:
+    def prepare(self, inp: KeyframeInput) -> PreparedKeyframe:
+        """Frame + the detector's preprocessing (raises ValueError when no view is usable)."""
         t0 = time.perf_counter()
         frame, missing = self.build_frame(inp)
+        errors = self.last_view_errors
         t1 = time.perf_counter()
-        boxes, timings = self.detector.detect(frame)
+        staged = self.detector.prepare(frame) if isinstance(self.detector, StagedDetector) else None
+        return PreparedKeyframe(inp.stamp_ns, frame, missing, errors, staged, (t1 - t0) * 1e3)
+
+    def finish(self, prep: PreparedKeyframe, keep_frame: bool = False) -> PipelineResult:
+        """Network, box decoding and the output rule for a prepared keyframe."""
+        frame = prep.frame
+        t1 = time.perf_counter()
+        if prep.staged is not None:
+            boxes, timings = cast(StagedDetector, self.detector).finish(prep.staged)
+        else:
+            boxes, timings = self.detector.detect(frame)
         t2 = time.perf_counter()
         finite = (np.isfinite(boxes.center).all(1) & np.isfinite(boxes.size).all(1) & np.isfinite(boxes.yaw)
                   & np.isfinite(boxes.velocity).all(1) & np.isfinite(boxes.scores))
@@ -208,13 +246,19 @@ class DetectorPipeline:
         boxes = output_threshold(boxes, self.config.score_threshold, self.config.max_detections)
         out_frame = self.config.output_frame
         if out_frame != self.config.base_frame:
-            boxes = transform_boxes(boxes, self.tf.lookup(out_frame, self.config.base_frame, inp.stamp_ns))
+            boxes = transform_boxes(boxes, self.tf.lookup(out_frame, self.config.base_frame, prep.stamp_ns))
         t3 = time.perf_counter()
         self.counters["frames"] += 1
-        timings = {"prepare": (t1 - t0) * 1e3, **timings, "postprocess": (t3 - t2) * 1e3,
-                   "pipeline_total": (t3 - t0) * 1e3}
-        return PipelineResult(inp.stamp_ns, out_frame, boxes, timings, missing, int(frame.radar.shape[0]),
+        # staged: the detector's preprocessing ran in prepare(), outside t1..t3
+        preprocess_ms = timings.get("preprocess", 0.0) if prep.staged is not None else 0.0
+        timings = {"prepare": prep.prepare_ms, **timings, "postprocess": (t3 - t2) * 1e3,
+                   "pipeline_total": prep.prepare_ms + preprocess_ms + (t3 - t1) * 1e3}
+        return PipelineResult(prep.stamp_ns, out_frame, boxes, timings, prep.missing, int(frame.radar.shape[0]),
                               frame if keep_frame else None)
+
+    def process(self, inp: KeyframeInput, keep_frame: bool = False) -> PipelineResult:
+        """One keyframe, start to end (the replay; the node runs the two halves on two threads)."""
+        return self.finish(self.prepare(inp), keep_frame)
 
 
 def output_threshold(boxes: Boxes, threshold: float, max_detections: int) -> Boxes:

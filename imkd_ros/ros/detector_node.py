@@ -1,7 +1,8 @@
 """The IMKD detector node: six cameras + radar in, 3D detections out.
 
 Thin on purpose: callbacks only convert stamps and hand messages to the core sync policy (they
-never wait for the model); a worker thread decodes, runs the shared DetectorPipeline and publishes.
+never wait for the model); two worker threads run the shared DetectorPipeline, one decoding and
+preprocessing keyframe k+1 while the other runs keyframe k through the network and publishes.
 Everything else (sync, transforms, model, decoding rules) lives in the core and is tested without
 ROS. Run: `ros2 run imkd_ros detector_node --ros-args --params-file config/detector.yaml` or
 `python -m imkd_ros.ros.detector_node --ros-args ...`.
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from imkd_ros.constants import CAMERA_NAMES
-from imkd_ros.pipeline import FrameDetector, InferenceWorker
+from imkd_ros.pipeline import FrameDetector, StagedWorker
 from imkd_ros.ros import detections, markers, msgutil
-from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput
+from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput, PreparedFrontKeyframe
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
 from imkd_ros.runtime import create_detector
 from imkd_ros.share import share_file
@@ -101,7 +102,8 @@ class DetectorNode:
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._DetectorStatus = DetectorStatus
 
-        self.worker = InferenceWorker(self._run, capacity=p.pending_frames, on_error=self._on_worker_error)
+        self.worker = StagedWorker(self._prepare, self._run, capacity=p.pending_frames,
+                                   on_error=self._on_worker_error)
         self._poll_timer = node.create_timer(0.02, self._poll)
         # Diagnostics on the steady clock: with use_sim_time they must not slow down with a slow
         # replay, nor stop when /clock stops (that is when an operator most needs them).
@@ -129,16 +131,31 @@ class DetectorNode:
         self.front.health.event("pipeline", "inference_error")
         self.log.error(f"keyframe failed: {exc}\n{tb}", throttle_duration_sec=5.0)
 
-    # -- worker thread ---------------------------------------------------------------------------
-    def _run(self, item: tuple[SyncedKeyframe, float]) -> None:
+    # -- worker threads --------------------------------------------------------------------------
+    def _prepare(self, item: tuple[SyncedKeyframe, float]) -> tuple[PreparedFrontKeyframe, float] | None:
+        """First stage: decode + preprocess; the result goes to ``_run`` (None: skipped)."""
         kf, t_ready = item
-        out = self.front.process(kf)
-        if out is None:  # skipped keyframes get a status too: all views unusable, nothing detected
-            self.pub_status.publish(self._DetectorStatus(
-                header=msgutil.make_header(self.p.output_frame, kf.stamp_ns), backend=self.front.detector.name,
-                missing_cameras=list(CAMERA_NAMES), radar_points=0, sync_skew_ms=kf.skew_ns / 1e6,
-                latency_ms=(time.perf_counter() - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
-                frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))
+        pf = self.front.prepare(kf)
+        if pf is None:
+            self._publish_skipped(kf, t_ready)
+            return None
+        return pf, t_ready
+
+    def _publish_skipped(self, kf: SyncedKeyframe, t_ready: float) -> None:
+        """Skipped keyframes get a status too: all views unusable, nothing detected."""
+        self.pub_status.publish(self._DetectorStatus(
+            header=msgutil.make_header(self.p.output_frame, kf.stamp_ns), backend=self.front.detector.name,
+            missing_cameras=list(CAMERA_NAMES), radar_points=0, sync_skew_ms=kf.skew_ns / 1e6,
+            latency_ms=(time.perf_counter() - t_ready) * 1e3, frames_processed=self.worker.processed + 1,
+            frames_dropped=self.worker.dropped, bad_messages=self.front.counters["bad_messages"]))
+
+    def _run(self, item: tuple[PreparedFrontKeyframe, float]) -> None:
+        """Second stage: network, decoding, publishing."""
+        pf, t_ready = item
+        kf = pf.keyframe
+        out = self.front.finish(pf)
+        if out is None:
+            self._publish_skipped(kf, t_ready)
             return
         t0 = time.perf_counter()
         r = out.result

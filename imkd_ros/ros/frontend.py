@@ -26,6 +26,7 @@ from imkd_ros.pipeline import (
     KeyframeInput,
     PipelineConfig,
     PipelineResult,
+    PreparedKeyframe,
     RadarSweepPoints,
 )
 from imkd_ros.pipeline.health import PIPELINE, HealthWindow
@@ -86,6 +87,15 @@ class KeyframeOutput:
     result: PipelineResult
     keyframe: SyncedKeyframe
     stages_ms: dict[str, float]  # decode, prepare, model stages, postprocess, pipeline_total
+
+
+@dataclass
+class PreparedFrontKeyframe:
+    """A keyframe between the front end's two stages (decoded and preprocessed)."""
+
+    keyframe: SyncedKeyframe
+    prep: PreparedKeyframe
+    decode_ms: float
 
 
 class DetectionFrontend:
@@ -242,8 +252,9 @@ class DetectionFrontend:
         return CameraInput(img, msgutil.time_to_ns(msg.header.stamp), frame_id,
                            None if info is None else info.K, None if info is None else info.size)
 
-    def process(self, kf: SyncedKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
-        """Decode, run the pipeline; None (counted, warned) when the keyframe cannot be used."""
+    def prepare(self, kf: SyncedKeyframe) -> PreparedFrontKeyframe | None:
+        """Decode and preprocess (the first stage); None (counted, warned) when the keyframe
+        cannot be used."""
         t0 = time.perf_counter()
         # libjpeg releases the GIL: the six views decode in parallel on the small pool
         cams = list(self._pool.map(lambda im: None if im[1] is None else self._decode(*im),
@@ -251,20 +262,38 @@ class DetectionFrontend:
         sweeps = [sw for s in kf.radar if (sw := self._radar_sweep(s.name, s.stamp_ns, s.payload)) is not None]
         t1 = time.perf_counter()
         try:
-            result = self.pipeline.process(KeyframeInput(kf.stamp_ns, cams, sweeps), keep_frame=keep_frame)
+            prep = self.pipeline.prepare(KeyframeInput(kf.stamp_ns, cams, sweeps))
         except ValueError as exc:  # e.g. no usable camera view
-            self.counters["keyframes_skipped"] += 1
-            self.health.event(PIPELINE, "keyframe_skipped")
-            self.health.keyframe(CAMERA_NAMES)
-            self.last_skip_reason = str(exc)
-            self._warn(f"keyframe {kf.stamp_ns} skipped: {exc}")
+            self._skip(kf, exc)
             return None
-        for cam, why in self.pipeline.last_view_errors.items():
+        return PreparedFrontKeyframe(kf, prep, (t1 - t0) * 1e3)
+
+    def finish(self, pf: PreparedFrontKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
+        """Network, decoding and the output rule (the second stage); None when it fails as a
+        keyframe (ValueError), like ``prepare``."""
+        try:
+            result = self.pipeline.finish(pf.prep, keep_frame=keep_frame)
+        except ValueError as exc:
+            self._skip(pf.keyframe, exc)
+            return None
+        for cam, why in pf.prep.view_errors.items():
             self.health.event(cam, "view_unusable")
             self._warn(f"{cam} masked: {why}")
         self.health.keyframe(result.missing_cameras)
         self.counters["keyframes_processed"] += 1
-        return KeyframeOutput(result, kf, {"decode": (t1 - t0) * 1e3, **result.timings_ms})
+        return KeyframeOutput(result, pf.keyframe, {"decode": pf.decode_ms, **result.timings_ms})
+
+    def process(self, kf: SyncedKeyframe, keep_frame: bool = False) -> KeyframeOutput | None:
+        """Both stages on the calling thread (the replay and the tests)."""
+        pf = self.prepare(kf)
+        return None if pf is None else self.finish(pf, keep_frame)
+
+    def _skip(self, kf: SyncedKeyframe, exc: ValueError) -> None:
+        self.counters["keyframes_skipped"] += 1
+        self.health.event(PIPELINE, "keyframe_skipped")
+        self.health.keyframe(CAMERA_NAMES)
+        self.last_skip_reason = str(exc)
+        self._warn(f"keyframe {kf.stamp_ns} skipped: {exc}")
 
     def _radar_sweep(self, name: str, stamp_ns: int, msg: Any) -> RadarSweepPoints | None:
         key = (name, stamp_ns)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
@@ -60,8 +61,17 @@ class Backend(Protocol):
         ...
 
 
+@dataclass
+class StagedFrame:
+    """A preprocessed frame waiting for the network (``Detector.prepare`` -> ``finish``)."""
+
+    inputs: StudentInputs
+    preprocess_ms: float
+
+
 class Detector:
-    """Frame -> Boxes through a Backend (implements imkd_ros.pipeline's FrameDetector)."""
+    """Frame -> Boxes through a Backend (imkd_ros.pipeline's FrameDetector, and StagedDetector:
+    ``detect = finish(prepare(frame))``, so the node can prepare the next frame during the network)."""
 
     def __init__(self, student: Student, backend: Backend, reason: str = "") -> None:
         self.student = student.eval()
@@ -92,19 +102,34 @@ class Detector:
         t0 = time.perf_counter()
         with torch.no_grad():
             inputs = self.inputs(frames)
-            t1 = time.perf_counter()
+        t1 = time.perf_counter()
+        boxes, network_ms, decode_ms = self._network_and_decode(inputs)
+        return boxes, {"preprocess": (t1 - t0) * 1e3, "network": network_ms, "decode": decode_ms}
+
+    def prepare(self, frame: Frame) -> StagedFrame:
+        """Preprocessing of one frame (Python, holds the GIL): the first half of ``detect``."""
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            inputs = self.inputs([frame])
+        return StagedFrame(inputs, (time.perf_counter() - t0) * 1e3)
+
+    def finish(self, staged: StagedFrame) -> tuple[Boxes, dict[str, float]]:
+        """Network + box decoding of a prepared frame: the second half of ``detect``."""
+        boxes, network_ms, decode_ms = self._network_and_decode(staged.inputs)
+        return boxes[0], {"preprocess": staged.preprocess_ms, "network": network_ms, "decode": decode_ms}
+
+    def _network_and_decode(self, inputs: StudentInputs) -> tuple[list[Boxes], float, float]:
+        t1 = time.perf_counter()
+        with torch.no_grad():
             head = self.backend.infer(inputs)
             if any(t.is_cuda for t in head[0].values()):
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
             boxes = self.student.head.decode(head)
-        t3 = time.perf_counter()
-        timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
-        return boxes, timings
+        return boxes, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3
 
     def detect(self, frame: Frame) -> tuple[Boxes, dict[str, float]]:
-        boxes, timings = self.detect_batch([frame])
-        return boxes[0], timings
+        return self.finish(self.prepare(frame))
 
 
 def cuda_status() -> str | None:

@@ -13,6 +13,7 @@ from imkd_ros.pipeline import (
     KeyframeInput,
     PipelineConfig,
     RadarSweepPoints,
+    StagedWorker,
     TransformBuffer,
 )
 from imkd_ros.rig.geometry import Transform
@@ -150,3 +151,74 @@ def test_camera_ego_motion_from_capture_to_keyframe() -> None:
     assert mot.shape == (6, 4, 4)
     np.testing.assert_allclose(mot[0][:3, 3], [-1.0, 0.0, 0.0], atol=1e-6)  # p_key = p_capture - 1 m
     np.testing.assert_allclose(mot[2], np.eye(4))  # missing view: identity
+
+
+def test_staged_worker_overlaps_the_stages_and_counts_every_item() -> None:
+    """Stage 1 prepares item 2 while stage 2 still holds item 1 (an event, not a timing: if the
+    stages ran one after the other, stage 2 would wait forever); items stage 1 finishes itself
+    (None: a skipped keyframe) count as processed; drops of both stages add up; errors of either
+    stage are counted and reported."""
+    second_has_1, first_on_2 = threading.Event(), threading.Event()
+    out: list[str] = []
+    errors: list[str] = []
+
+    def first(x: int) -> str | None:
+        if x == 2:
+            first_on_2.set()
+        if x == 3:
+            return None  # skipped in preprocessing
+        if x == 4:
+            raise ValueError("bad input")
+        return f"p{x}"
+
+    def second(item: str) -> None:
+        if item == "p1":
+            second_has_1.set()
+            assert first_on_2.wait(60), "stage 1 did not run beside stage 2"
+        if item == "p5":
+            raise RuntimeError("network fault")
+        out.append(item)
+
+    w = StagedWorker(first, second, capacity=1, on_error=lambda e, tb: errors.append(str(e)))
+    w.submit(1)
+    assert second_has_1.wait(60)
+    w.submit(2)
+    assert w.wait_idle(60)
+    for x in (3, 4, 5, 6):
+        w.submit(x)
+        assert w.wait_idle(60)
+    assert out == ["p1", "p2", "p6"]
+    assert w.processed == 4  # p1, p2, p6 through both stages and 3 skipped in stage 1
+    assert w.failed == 2 and errors == ["bad input", "network fault"]
+    assert w.dropped == 0 and w.stats()["dropped_before_network"] == 0
+    # A busy network stage: the first stage prepares one item ahead and then waits; newer keyframes
+    # replace the older ones in its queue (dropped before preprocessing, counted), never a
+    # prepared one; the newest keyframe is the one that gets through.
+    gate = threading.Event()
+    prepared: list[int] = []
+    done: list[int] = []
+
+    def prep(x: int) -> int:
+        prepared.append(x)
+        return x
+
+    def net(x: int) -> None:
+        gate.wait(60)
+        done.append(x)
+
+    w2 = StagedWorker(prep, net, capacity=1)
+    w2.submit(0)
+    wait_for(lambda: done == [] and prepared == [0] and w2.pending() == 0 and not w2.idle(), 60,
+             "item 0 in the network stage")
+    w2.submit(1)
+    wait_for(lambda: prepared == [0, 1], 60, "item 1 prepared one ahead")
+    for x in range(2, 6):
+        w2.submit(x)
+    gate.set()
+    assert w2.wait_idle(60)
+    assert done[:2] == [0, 1] and done[-1] == 5 and done == sorted(done)
+    assert prepared == done  # nothing prepared was thrown away
+    assert w2.processed + w2.dropped == w2.submitted == 6
+    assert w2.stats()["dropped_before_network"] == 0 and w2.dropped == 6 - len(done)
+    w.close()
+    w2.close()

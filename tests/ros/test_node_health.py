@@ -45,7 +45,7 @@ def test_skipped_keyframe_still_gets_a_status(detector_node) -> None:
     kf = SyncedKeyframe(seq=0, stamp_ns=10**9, camera_payloads=[msg] + [None] * 5,
                         camera_stamps_ns=[10**9] + [None] * 5, radar=[], missing_cameras=(1, 2, 3, 4, 5),
                         missing_radars=(), skew_ns=0, reason="timeout")
-    detector_node._run((kf, 0.0))  # no CameraInfo yet: the keyframe is skipped
+    assert detector_node._prepare((kf, 0.0)) is None  # no CameraInfo yet: skipped before the model
     assert len(published) == 1
     st = published[0]
     assert list(st.missing_cameras) == list(CAMERA_NAMES) and msgutil.time_to_ns(st.header.stamp) == 10**9
