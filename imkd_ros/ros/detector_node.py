@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from imkd_ros.constants import CAMERA_NAMES
-from imkd_ros.pipeline import FrameDetector, StagedWorker
+from imkd_ros.pipeline import FrameDetector, InferenceWorker, StagedWorker
 from imkd_ros.ros import detections, markers, msgutil
 from imkd_ros.ros.frontend import DetectionFrontend, KeyframeOutput, PreparedFrontKeyframe
 from imkd_ros.ros.params import NodeParams, ParameterError, declare_and_read
@@ -102,8 +102,13 @@ class DetectorNode:
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._DetectorStatus = DetectorStatus
 
-        self.worker = StagedWorker(self._prepare, self._run, capacity=p.pending_frames,
-                                   on_error=self._on_worker_error)
+        self.worker: StagedWorker | InferenceWorker
+        if p.pipeline_stages == 2:
+            self.worker = StagedWorker(self._prepare, self._run, capacity=p.pending_frames,
+                                       on_error=self._on_worker_error)
+        else:
+            self.worker = InferenceWorker(self._prepare_and_run, capacity=p.pending_frames,
+                                          on_error=self._on_worker_error)
         self._poll_timer = node.create_timer(0.02, self._poll)
         # Diagnostics on the steady clock: with use_sim_time they must not slow down with a slow
         # replay, nor stop when /clock stops (that is when an operator most needs them).
@@ -140,6 +145,12 @@ class DetectorNode:
             self._publish_skipped(kf, t_ready)
             return None
         return pf, t_ready
+
+    def _prepare_and_run(self, item: tuple[SyncedKeyframe, float]) -> None:
+        """``pipeline_stages: 1``: both stages on one thread, one keyframe at a time."""
+        nxt = self._prepare(item)
+        if nxt is not None:
+            self._run(nxt)
 
     def _publish_skipped(self, kf: SyncedKeyframe, t_ready: float) -> None:
         """Skipped keyframes get a status too: all views unusable, nothing detected."""

@@ -45,6 +45,7 @@ class NodeParams:
     radar_wait_ms: float = 80.0
     keyframe_rate_hz: float = 0.0
     pending_frames: int = 1
+    pipeline_stages: int = 2
     diagnostics_period_s: float = 1.0
     health_window_s: float = 3.0
     radar_max_points_per_sweep: int = 512
@@ -79,6 +80,8 @@ DESCRIPTIONS: dict[str, str] = {
                      "used depend on stamps, not on arrival order (replay == live); 0 = no wait, less latency.",
     "keyframe_rate_hz": "Run the model at most at this rate (0 = every complete camera set).",
     "pending_frames": "Keyframes waiting for the model; when full the oldest is dropped and counted.",
+    "pipeline_stages": "2: preprocess the next keyframe while the network runs (more keyframes/s, ~one "
+                       "network time more latency); 1: one keyframe at a time (lowest latency).",
     "diagnostics_period_s": "Period of /diagnostics.",
     "health_window_s": "Diagnostics levels are computed over this sliding window (a fault clears after it).",
     "radar_max_points_per_sweep": "Points kept per radar sweep (nearest / strongest first; more are counted).",
@@ -138,6 +141,8 @@ def validate(p: NodeParams) -> NodeParams:
         raise bad("radar_max_points_per_sweep", "must lie in [1, 65536]")
     if not 64 * 64 <= p.max_image_pixels <= 100_000_000:
         raise bad("max_image_pixels", "must lie in [4096, 1e8]")
+    if p.pipeline_stages not in (1, 2):
+        raise bad("pipeline_stages", "must be 1 or 2")
     if not 1 <= p.pending_frames <= 16:
         raise bad("pending_frames", "must lie in [1, 16] (the queue is bounded on purpose)")
     return p

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.context import Context
+from rclpy.parameter import Parameter
 
 from imkd_ros.constants import CAMERA_NAMES
+from imkd_ros.pipeline import InferenceWorker, StagedWorker
 from imkd_ros.ros import images, msgutil
 from imkd_ros.ros.detector_node import DetectorNode
 from imkd_ros.sync import SyncedKeyframe
@@ -74,3 +76,31 @@ def test_levels_come_from_the_window_not_lifetime_counters(detector_node) -> Non
     for name in h.sensors:
         h.rx(name)
     assert detector_node.diagnostics()[0] == 0
+
+
+def test_one_stage_mode_runs_both_halves_on_one_thread() -> None:
+    """pipeline_stages: 1 (lowest latency): one worker; a skipped keyframe still gets its status."""
+    ctx = Context()
+    rclpy.init(args=["x"], context=ctx)
+    node = rclpy.create_node("imkd_detector", context=ctx,
+                             parameter_overrides=[Parameter("pipeline_stages", value=1)])
+    dn = DetectorNode(node, detector=Recorder())
+    try:
+        assert isinstance(dn.worker, InferenceWorker) and not isinstance(dn.worker, StagedWorker)
+        published: list = []
+        dn.pub_status.publish = published.append
+        msg = images.rgb_to_compressed(np.zeros((90, 160, 3), np.uint8))
+        msg.header = msgutil.make_header("cam_front", 10**9)
+        kf = SyncedKeyframe(seq=0, stamp_ns=10**9, camera_payloads=[msg] + [None] * 5,
+                            camera_stamps_ns=[10**9] + [None] * 5, radar=[], missing_cameras=(1, 2, 3, 4, 5),
+                            missing_radars=(), skew_ns=0, reason="timeout")
+        dn._prepare_and_run((kf, 0.0))
+        assert len(published) == 1 and list(published[0].missing_cameras) == list(CAMERA_NAMES)
+    finally:
+        dn.close()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+def test_default_is_two_stages(detector_node) -> None:
+    assert isinstance(detector_node.worker, StagedWorker)

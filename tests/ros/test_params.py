@@ -31,6 +31,7 @@ def test_shipped_params_file_matches_the_node() -> None:
     ({"score_threshold": 1.5}, "score_threshold"),
     ({"pending_frames": 0}, "pending_frames"),
     ({"pending_frames": 1000}, "pending_frames"),
+    ({"pipeline_stages": 3}, "pipeline_stages"),
     ({"calibration_source": "yaml"}, "calibration_file"),
     ({"output_frame": "/base_link"}, "output_frame"),
     ({"camera_timeout_ms": 10.0}, "camera_timeout_ms"),
