@@ -39,14 +39,19 @@ def detector_node():
     rclpy.shutdown(context=ctx)
 
 
+def _front_only_keyframe() -> SyncedKeyframe:
+    """A keyframe with only CAM_FRONT's image (and no CameraInfo yet): skipped before the model."""
+    msg = images.rgb_to_compressed(np.zeros((90, 160, 3), np.uint8))
+    msg.header = msgutil.make_header("cam_front", 10**9)
+    return SyncedKeyframe(seq=0, stamp_ns=10**9, camera_payloads=[msg] + [None] * 5,
+                          camera_stamps_ns=[10**9] + [None] * 5, radar=[], missing_cameras=(1, 2, 3, 4, 5),
+                          missing_radars=(), skew_ns=0, reason="timeout")
+
+
 def test_skipped_keyframe_still_gets_a_status(detector_node) -> None:
     published = []
     detector_node.pub_status.publish = published.append
-    msg = images.rgb_to_compressed(np.zeros((90, 160, 3), np.uint8))
-    msg.header = msgutil.make_header("cam_front", 10**9)
-    kf = SyncedKeyframe(seq=0, stamp_ns=10**9, camera_payloads=[msg] + [None] * 5,
-                        camera_stamps_ns=[10**9] + [None] * 5, radar=[], missing_cameras=(1, 2, 3, 4, 5),
-                        missing_radars=(), skew_ns=0, reason="timeout")
+    kf = _front_only_keyframe()
     assert detector_node._prepare((kf, 0.0)) is None  # no CameraInfo yet: skipped before the model
     assert len(published) == 1
     st = published[0]
@@ -89,12 +94,7 @@ def test_one_stage_mode_runs_both_halves_on_one_thread() -> None:
         assert isinstance(dn.worker, InferenceWorker) and not isinstance(dn.worker, StagedWorker)
         published: list = []
         dn.pub_status.publish = published.append
-        msg = images.rgb_to_compressed(np.zeros((90, 160, 3), np.uint8))
-        msg.header = msgutil.make_header("cam_front", 10**9)
-        kf = SyncedKeyframe(seq=0, stamp_ns=10**9, camera_payloads=[msg] + [None] * 5,
-                            camera_stamps_ns=[10**9] + [None] * 5, radar=[], missing_cameras=(1, 2, 3, 4, 5),
-                            missing_radars=(), skew_ns=0, reason="timeout")
-        dn._prepare_and_run((kf, 0.0))
+        dn._prepare_and_run((_front_only_keyframe(), 0.0))
         assert len(published) == 1 and list(published[0].missing_cameras) == list(CAMERA_NAMES)
     finally:
         dn.close()
