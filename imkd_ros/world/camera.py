@@ -17,8 +17,8 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.rig.rig import CameraSpec
-from imkd_ros.world.raster import fill_mask, paint_faces, zbuffer_faces
-from imkd_ros.world.sim import FACE_NORMALS, FACES, PIXEL, SceneSim, Snapshot
+from imkd_ros.world.raster import fill_mask, paint_faces, scatter_faces, zbuffer_faces
+from imkd_ros.world.sim import FACE_NORMALS, FACES, SceneSim, Snapshot
 
 NEAR = 0.15
 SKY_TOP = {"day": (95, 140, 205), "night": (6, 8, 16), "rain": (120, 125, 132), "fog": (185, 188, 192)}
@@ -181,20 +181,18 @@ class CameraSim:
         # --- objects ------------------------------------------------------------------------
         face_buf, invz, faces = self._rasterize(tb, snap, world_to_cam, cam_to_world, exact, need_depth)
         owner = np.full((h, w), -1, np.int32) if keep_buffers else None
-        flat_buf = face_buf.reshape(-1)
-        hit = np.flatnonzero(flat_buf >= 0)  # flat pixel indices: much cheaper than boolean masks
-        if faces is not None and len(hit):
-            fidx = flat_buf[hit]
+        if faces is not None:
             col = faces["color"]
-            if fast:  # copy 3-byte pixels as single items (void view), not as rows of 3
-                col8 = np.ascontiguousarray(np.clip(col, 0, 255).astype(np.uint8))
-                img.reshape(-1).view(PIXEL)[hit] = col8.reshape(-1).view(PIXEL)[fidx]
-            else:
-                img.reshape(-1, 3)[hit] = col[fidx]
-            if depth is not None:
-                depth.reshape(-1)[hit] = 1.0 / invz.reshape(-1)[hit]
-            if owner is not None:
-                owner.reshape(-1)[hit] = faces["owner_code"][fidx]
+            if fast:
+                col = np.clip(col, 0, 255).astype(np.uint8)
+            scatter_faces(face_buf, np.ascontiguousarray(col, img.dtype), img)
+            if depth is not None or owner is not None:
+                flat_buf = face_buf.reshape(-1)
+                hit = np.flatnonzero(flat_buf >= 0)  # flat pixel indices: cheaper than boolean masks
+                if depth is not None:
+                    depth.reshape(-1)[hit] = 1.0 / invz.reshape(-1)[hit]
+                if owner is not None:
+                    owner.reshape(-1)[hit] = faces["owner_code"][flat_buf[hit]]
 
         # --- conditions + sensor noise (shifted precomputed noise: cheap and deterministic) -------
         oy, ox = (int(v) for v in rng.integers(0, 32, 2))

@@ -70,7 +70,7 @@ class LidarSim:
         t_best = np.minimum(t_best, tg)
         gi = np.flatnonzero(np.isfinite(tg) & (tg < spec.max_range))
         gxy = o[None, :2] + dirs_w[gi, :2] * tg[gi, None]
-        _, mat = self.sim.ground_lookup(gxy)
+        mat = self.sim.ground_material(gxy)
         refl[gi] = MATERIAL_REFLECT[mat]
         cosi[gi] = np.abs(dz[gi])
         # Objects near enough: bounding box first, then its parts (all axis-aligned in the object frame).

@@ -105,6 +105,21 @@ def zbuffer_faces(face_buf: np.ndarray, invz: np.ndarray, uv: np.ndarray, nv: np
 
 
 @njit(cache=True, nogil=True)
+def scatter_faces(face_buf: np.ndarray, color: np.ndarray, img: np.ndarray) -> None:
+    """``img[y, x] = color[face_buf[y, x]]`` wherever a face was drawn (``face_buf >= 0``): one pass
+    over the buffer instead of a nonzero scan plus two fancy-indexed copies. ``color`` (F, 3) and
+    ``img`` (H, W, 3) share a dtype (uint8 by day, float32 with per-pixel lighting)."""
+    h, w = face_buf.shape
+    for y in range(h):
+        for x in range(w):
+            f = face_buf[y, x]
+            if f >= 0:
+                img[y, x, 0] = color[f, 0]
+                img[y, x, 1] = color[f, 1]
+                img[y, x, 2] = color[f, 2]
+
+
+@njit(cache=True, nogil=True)
 def fill_mask(mask: np.ndarray, uv: np.ndarray, nv: np.ndarray) -> None:
     """Sets ``mask`` (H, W) uint8 to 1 on every pixel whose centre lies inside one of the convex
     polygons ``uv[f, :nv[f]]`` (pixel units, as in ``paint_faces``)."""
@@ -138,3 +153,19 @@ def gather_ground(xy: np.ndarray, m: np.ndarray, table: np.ndarray, out: np.ndar
         out[i, 0] = table[iy, ix, 0]
         out[i, 1] = table[iy, ix, 1]
         out[i, 2] = table[iy, ix, 2]
+
+
+@njit(cache=True, nogil=True)
+def gather_material(xy: np.ndarray, origin: np.ndarray, res: float, table: np.ndarray, outside: int,
+                    out: np.ndarray) -> None:
+    """``out[i]`` = the material raster ``table`` (H, W) uint8 at world ``xy[i]`` ((G, 2) float64;
+    cell ``int((xy - origin) / res)``), ``outside`` off the map. Same arithmetic as the numpy
+    expression it replaced (divide, truncate toward zero), so LiDAR returns are unchanged."""
+    h, w = table.shape
+    for i in range(xy.shape[0]):
+        ix = int((xy[i, 0] - origin[0]) / res)
+        iy = int((xy[i, 1] - origin[1]) / res)
+        if 0 <= ix < w and 0 <= iy < h:
+            out[i] = table[iy, ix]
+        else:
+            out[i] = outside

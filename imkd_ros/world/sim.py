@@ -16,13 +16,10 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.world.meshes import Mesh, build_mesh, prop_mesh
-from imkd_ros.world.raster import gather_ground
+from imkd_ros.world.raster import gather_ground, gather_material
 from imkd_ros.world.scene import Road, Scene
 
 MAP_RES = 0.1  # m per ground-map pixel
-# One RGB uint8 pixel as a single 3-byte item: gathering / scattering pixels through this view
-# moves one item per pixel instead of a row of three (several times faster, same bytes).
-PIXEL = np.dtype("V3")
 # Ground materials (LiDAR reflectivity classes), stored in the material raster.
 MAT_GRASS, MAT_SIDEWALK, MAT_ROAD, MAT_MARKING = 0, 1, 2, 3
 MATERIAL_REFLECT = np.array([28.0, 35.0, 12.0, 95.0])
@@ -288,19 +285,12 @@ class SceneSim:
         d2 = ((xy[:, None, :] - self.lamps[None]) ** 2).sum(-1)
         return 1.1 * np.exp(-d2 / (2 * 7.0**2)).sum(1)
 
-    def ground_lookup(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 2) world xy -> (N, 3) uint8 colour and (N,) material (outside the map: grass)."""
-        ij = ((xy - self.map_origin) / MAP_RES).astype(np.int32)
-        h, w = self.map_mat.shape
-        ok = (ij[:, 0] >= 0) & (ij[:, 0] < w) & (ij[:, 1] >= 0) & (ij[:, 1] < h)
-        ix = np.clip(ij[:, 0], 0, w - 1)
-        iy = np.clip(ij[:, 1], 0, h - 1)
-        rgb = self.map_rgb[iy, ix]
-        mat = self.map_mat[iy, ix]
-        if not ok.all():
-            rgb[~ok] = (78, 110, 52)
-            mat[~ok] = MAT_GRASS
-        return rgb, mat
+    def ground_material(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) world xy -> (N,) uint8 material class (outside the map: grass)."""
+        out = np.empty(len(xy), np.uint8)
+        gather_material(np.ascontiguousarray(xy, np.float64), np.asarray(self.map_origin, np.float64), MAP_RES,
+                        self.map_mat, MAT_GRASS, out)
+        return out
 
     def map_png(self, max_side: int = 1024) -> np.ndarray:
         """A small semantic map image (the nuScenes map stub): material classes as grey levels."""

@@ -128,6 +128,7 @@ class SceneSynthesizer:
         self.rig = rig
         self.w = writer
         self.index = index
+        t0 = time.perf_counter()
         self.scene: Scene = generate_scene(cfg.seed, index, cfg.scene_seconds, condition=cfg.condition,
                                            road_type=cfg.road)
         self.sim = SceneSim(self.scene)
@@ -138,7 +139,7 @@ class SceneSynthesizer:
         self.t0_us = BASE_TIME_US + (cfg.seed % 1000) * 10_000_000_000 + index * 100_000_000 + 123_456
         self._ann_index: dict[str, dict] = {}
         self.stats = {"images": 0, "lidar": 0, "radar": 0, "render_s": 0.0, "lidar_s": 0.0, "radar_s": 0.0,
-                      "write_s": 0.0}
+                      "write_s": 0.0, "snapshot_s": 0.0, "annotate_s": 0.0, "setup_s": time.perf_counter() - t0}
 
     # --- helpers ---------------------------------------------------------------------------------
     def _rng(self, *key) -> np.random.Generator:
@@ -204,13 +205,17 @@ class SceneSynthesizer:
                 need_parts = e.channel.startswith("CAM")  # only the renderer needs part geometry
                 snap = snaps.get((e.t, need_parts))
                 if snap is None:
+                    t0 = time.perf_counter()
                     snap = self.sim.snapshot(e.t, parts=need_parts)
+                    self.stats["snapshot_s"] += time.perf_counter() - t0
                     snaps = {(e.t, need_parts): snap}  # keep only the latest (sensors sharing a time)
                 result = self._fire(e, snap, sample_tokens[e.sample], prev_next[(e.channel, e.frame)],
                                     sd_tokens[(e.channel, e.frame)])
                 if e.key:
                     key_data[e.channel] = (e, snap, result)
+            t0 = time.perf_counter()
             self._annotate(i, t_key[i], sample_tokens[i], key_data, tracks)
+            self.stats["annotate_s"] += time.perf_counter() - t0
             if progress is not None:
                 progress.update(1)
         # Instances.
@@ -252,16 +257,20 @@ class SceneSynthesizer:
         elif e.channel == LIDAR_NAME:
             pts, own = self.lidar.sweep(snap, rng)
             result = (pts, own)
-            self.stats["lidar_s"] += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            self.stats["lidar_s"] += t1 - t0
             filename, fmt, hw = base + ".pcd.bin", "pcd", (0, 0)
             w.write_bytes(filename, lidar_bytes(pts))
+            self.stats["write_s"] += time.perf_counter() - t1
             self.stats["lidar"] += 1
         else:
             pts, own = self.radars[e.channel].sweep(snap, rng)
             result = (pts, own)
-            self.stats["radar_s"] += time.perf_counter() - t0
+            t1 = time.perf_counter()
+            self.stats["radar_s"] += t1 - t0
             filename, fmt, hw = base + ".pcd", "pcd", (0, 0)
             w.write_bytes(filename, radar_bytes(pts))
+            self.stats["write_s"] += time.perf_counter() - t1
             self.stats["radar"] += 1
         w.add("sample_data", {
             "token": token, "sample_token": sample_token, "ego_pose_token": ego_tok,
@@ -416,7 +425,9 @@ def _synthesize(cfg: SynthConfig) -> dict:
     for j, name in enumerate(names):
         writer.splits["val" if j >= cfg.scenes - n_val else "train"].append(name)
     stats["annotations"] = len(writer.tables["sample_annotation"])
+    t_finish = time.perf_counter()
     writer.finish()
+    stats["finish_s"] = time.perf_counter() - t_finish
     if bar is not None:
         bar.close()
     stats["seconds"] = time.perf_counter() - t0

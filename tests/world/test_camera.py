@@ -8,7 +8,7 @@ from nuscenes.utils.geometry_utils import view_points
 
 from imkd_ros.rig.rig import Rig
 from imkd_ros.world.camera import CameraSim
-from imkd_ros.world.raster import fill_mask, gather_ground, paint_faces, zbuffer_faces
+from imkd_ros.world.raster import fill_mask, gather_ground, gather_material, paint_faces, scatter_faces, zbuffer_faces
 from imkd_ros.world.sim import SceneSim
 
 
@@ -244,3 +244,36 @@ def test_ground_gather_matches_numpy_lookup():
     same = (out == table[iy, ix]).all(1)
     assert ((ij[:, 0] < 0) | (ij[:, 0] >= 60)).any()  # some points fall off the map: clamped
     assert same.mean() > 0.999  # float32 vs float64 may round a point on a texel edge apart
+
+
+def test_scatter_faces_equals_fancy_indexing():
+    """The compiled colour scatter writes what ``img[hit] = color[face_buf[hit]]`` wrote, for both
+    image types, and leaves uncovered pixels alone."""
+    rng = np.random.default_rng(4)
+    face_buf = rng.integers(-3, 7, (30, 50)).astype(np.int32)  # negative: no face
+    for dtype in (np.uint8, np.float32):
+        color = rng.uniform(0, 255, (7, 3)).astype(dtype)
+        img = rng.uniform(0, 255, (30, 50, 3)).astype(dtype)
+        ref = img.copy()
+        hit = face_buf >= 0
+        ref[hit] = color[face_buf[hit]]
+        scatter_faces(face_buf, color, img)
+        np.testing.assert_array_equal(img, ref)
+
+
+def test_ground_material_matches_numpy_lookup():
+    """LiDAR ground materials: the compiled lookup against the numpy expression it replaced
+    (divide, truncate toward zero, grass off the map), bit for bit."""
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 4, (40, 60), dtype=np.uint8)
+    origin = np.array([-2.35, 1.7])
+    xy = rng.uniform(-10, 10, (5000, 2))
+    out = np.empty(len(xy), np.uint8)
+    gather_material(xy, origin, 0.1, table, 0, out)
+    ij = ((xy - origin) / 0.1).astype(np.int32)
+    ok = (ij[:, 0] >= 0) & (ij[:, 0] < 60) & (ij[:, 1] >= 0) & (ij[:, 1] < 40)
+    ref = table[np.clip(ij[:, 1], 0, 39), np.clip(ij[:, 0], 0, 59)]
+    ref[~ok] = 0
+    assert ok.any() and not ok.all()
+    np.testing.assert_array_equal(out, ref)
+
