@@ -160,10 +160,15 @@ class TorchBackend:
         if fn is None:
             wrapper = StudentExport(self.model, batch=geometry.batch, bev_h=geometry.bev_h,
                                     bev_w=geometry.bev_w).eval()
-            with torch.no_grad(), self._autocast(), warnings.catch_warnings():
+            with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes are fixed per key
                 warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript: see the module doc
-                fn = torch.jit.freeze(torch.jit.trace(wrapper, args, check_trace=False))
+                with self._autocast():  # the trace records autocast's casts as graph ops ...
+                    traced = torch.jit.trace(wrapper, args, check_trace=False)
+                # ... and is frozen outside it: freezing under autocast lets the JIT's own
+                # autocast pass re-cast the graph, which breaks the fp32 index math
+                # (ops/precision.py: an einsum then meets fp32 and bf16 operands).
+                fn = torch.jit.freeze(traced)
             self._traced[key] = fn
             while len(self._traced) > GEOMETRY_CACHE_SIZE:
                 self._traced.popitem(last=False)
