@@ -336,7 +336,16 @@ def _place_parts(boxes: np.ndarray, yaw: np.ndarray, base: np.ndarray):
     c, s = np.cos(yaw), np.sin(yaw)
     rot = np.zeros((len(yaw), 3, 3))
     rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1], rot[:, 2, 2] = c, -s, s, c, 1.0
-    corners = np.einsum("pij,pkj->pki", rot, local) + base[:, None, :]
+    # rot @ p + base written out for a yaw-only rotation (an einsum over the 3x3 costs ~3x more);
+    # the same products and sums, so the corners are bit for bit what the einsum gave
+    cc, ss = c[:, None], s[:, None]
+    corners = np.empty_like(local)
+    corners[..., 0] = cc * local[..., 0] - ss * local[..., 1] + base[:, None, 0]
+    corners[..., 1] = ss * local[..., 0] + cc * local[..., 1] + base[:, None, 1]
+    corners[..., 2] = local[..., 2] + base[:, None, 2]
     center_local = (lo + hi) / 2
-    center = np.einsum("pij,pj->pi", rot, center_local) + base
+    center = np.empty_like(center_local)
+    center[:, 0] = c * center_local[:, 0] - s * center_local[:, 1] + base[:, 0]
+    center[:, 1] = s * center_local[:, 0] + c * center_local[:, 1] + base[:, 1]
+    center[:, 2] = center_local[:, 2] + base[:, 2]
     return corners, rot, center, (hi - lo) / 2
