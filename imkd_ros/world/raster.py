@@ -153,19 +153,3 @@ def gather_ground(xy: np.ndarray, m: np.ndarray, table: np.ndarray, out: np.ndar
         out[i, 0] = table[iy, ix, 0]
         out[i, 1] = table[iy, ix, 1]
         out[i, 2] = table[iy, ix, 2]
-
-
-@njit(cache=True, nogil=True)
-def gather_material(xy: np.ndarray, origin: np.ndarray, res: float, table: np.ndarray, outside: int,
-                    out: np.ndarray) -> None:
-    """``out[i]`` = the material raster ``table`` (H, W) uint8 at world ``xy[i]`` ((G, 2) float64;
-    cell ``int((xy - origin) / res)``), ``outside`` off the map. Same arithmetic as the numpy
-    expression it replaced (divide, truncate toward zero), so LiDAR returns are unchanged."""
-    h, w = table.shape
-    for i in range(xy.shape[0]):
-        ix = int((xy[i, 0] - origin[0]) / res)
-        iy = int((xy[i, 1] - origin[1]) / res)
-        if 0 <= ix < w and 0 <= iy < h:
-            out[i] = table[iy, ix]
-        else:
-            out[i] = outside

@@ -140,3 +140,38 @@ def cast_objects(dirs_w: np.ndarray, origin: np.ndarray, na: int,
                 k = _argmax3(bx, by, bz)
                 cosi[r] = abs(lx if k == 0 else (ly if k == 1 else lz))
                 owner[r] = owner_code[m]
+
+
+@njit(cache=True, nogil=True)
+def ground_materials(dirs: np.ndarray, hit: np.ndarray, t: np.ndarray, origin: np.ndarray,
+                     map_origin: np.ndarray, res: float, table: np.ndarray, outside: int,
+                     out: np.ndarray) -> None:
+    """Material class (the ground raster ``table`` (H, W) uint8, ``outside`` off the map) where
+    each ground ray ``hit[i]`` lands: world xy = origin + dirs[hit[i]] * t[hit[i]], cell
+    ``int((xy - map_origin) / res)``. The numpy expressions it replaced, operation for
+    operation (no fused multiply-add), so the returns are bit for bit the same."""
+    h, w = table.shape
+    for i in range(hit.shape[0]):
+        r = hit[i]
+        x = origin[0] + dirs[r, 0] * t[r]
+        y = origin[1] + dirs[r, 1] * t[r]
+        ix = int((x - map_origin[0]) / res)
+        iy = int((y - map_origin[1]) / res)
+        if 0 <= ix < w and 0 <= iy < h:
+            out[i] = table[iy, ix]
+        else:
+            out[i] = outside
+
+
+@njit(cache=True, nogil=True)
+def assemble_points(dirs: np.ndarray, idx: np.ndarray, t: np.ndarray, intensity: np.ndarray, n_azimuth: int,
+                    out: np.ndarray) -> None:
+    """The sweep's rows (x, y, z, intensity, ring) as float32: ray direction times range, computed
+    in float64 and rounded once, as ``concatenate(...).astype(float32)`` did."""
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        out[i, 0] = dirs[r, 0] * t[i]
+        out[i, 1] = dirs[r, 1] * t[i]
+        out[i, 2] = dirs[r, 2] * t[i]
+        out[i, 3] = intensity[i]
+        out[i, 4] = r // n_azimuth

@@ -16,7 +16,7 @@ import numpy as np
 
 from imkd_ros.rig.geometry import Transform
 from imkd_ros.world.meshes import Mesh, build_mesh, prop_mesh
-from imkd_ros.world.raster import gather_ground, gather_material
+from imkd_ros.world.raster import gather_ground
 from imkd_ros.world.scene import Road, Scene
 
 MAP_RES = 0.1  # m per ground-map pixel
@@ -284,13 +284,6 @@ class SceneSim:
             return np.zeros(len(xy))
         d2 = ((xy[:, None, :] - self.lamps[None]) ** 2).sum(-1)
         return 1.1 * np.exp(-d2 / (2 * 7.0**2)).sum(1)
-
-    def ground_material(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) world xy -> (N,) uint8 material class (outside the map: grass)."""
-        out = np.empty(len(xy), np.uint8)
-        gather_material(np.ascontiguousarray(xy, np.float64), np.asarray(self.map_origin, np.float64), MAP_RES,
-                        self.map_mat, MAT_GRASS, out)
-        return out
 
     def map_png(self, max_side: int = 1024) -> np.ndarray:
         """A small semantic map image (the nuScenes map stub): material classes as grey levels."""

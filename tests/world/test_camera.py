@@ -8,7 +8,7 @@ from nuscenes.utils.geometry_utils import view_points
 
 from imkd_ros.rig.rig import Rig
 from imkd_ros.world.camera import CameraSim
-from imkd_ros.world.raster import fill_mask, gather_ground, gather_material, paint_faces, scatter_faces, zbuffer_faces
+from imkd_ros.world.raster import fill_mask, gather_ground, paint_faces, scatter_faces, zbuffer_faces
 from imkd_ros.world.sim import CORNER_BITS, SceneSim, _place_parts
 
 
@@ -259,24 +259,6 @@ def test_scatter_faces_equals_fancy_indexing():
         ref[hit] = color[face_buf[hit]]
         scatter_faces(face_buf, color, img)
         np.testing.assert_array_equal(img, ref)
-
-
-def test_ground_material_matches_numpy_lookup():
-    """LiDAR ground materials: the compiled lookup against the numpy expression it replaced
-    (divide, truncate toward zero, grass off the map), bit for bit."""
-    rng = np.random.default_rng(5)
-    table = rng.integers(0, 4, (40, 60), dtype=np.uint8)
-    origin = np.array([-2.35, 1.7])
-    xy = rng.uniform(-10, 10, (5000, 2))
-    out = np.empty(len(xy), np.uint8)
-    gather_material(xy, origin, 0.1, table, 0, out)
-    ij = ((xy - origin) / 0.1).astype(np.int32)
-    ok = (ij[:, 0] >= 0) & (ij[:, 0] < 60) & (ij[:, 1] >= 0) & (ij[:, 1] < 40)
-    ref = table[np.clip(ij[:, 1], 0, 39), np.clip(ij[:, 0], 0, 59)]
-    ref[~ok] = 0
-    assert ok.any() and not ok.all()
-    np.testing.assert_array_equal(out, ref)
-
 
 
 def test_place_parts_equals_the_rotation_einsum_bit_for_bit():

@@ -11,6 +11,7 @@ from imkd_ros.rig.rig import Rig
 from imkd_ros.world import lidar as lidar_module
 from imkd_ros.world.lidar import LidarSim
 from imkd_ros.world.pcd import read_lidar, read_radar, write_lidar, write_radar
+from imkd_ros.world.raycast import assemble_points, ground_materials
 from imkd_ros.world.sim import SceneSim
 
 
@@ -183,3 +184,37 @@ def test_raycast_kernel_equals_brute_force_on_every_ray(scene_factory, monkeypat
         compiled.py_func(*before)
     for ref, got in zip(before[-4:], (t_best, refl, _, owner), strict=True):
         np.testing.assert_array_equal(got, ref)
+
+
+def test_ground_materials_kernel_equals_the_numpy_lookup():
+    """The LiDAR's ground-material kernel against the numpy expressions it replaced (hit point,
+    divide, truncate toward zero, grass off the map), bit for bit."""
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 4, (40, 60), dtype=np.uint8)
+    map_origin = np.array([-2.35, 1.7])
+    dirs = rng.normal(0, 1, (3000, 3))
+    t = rng.uniform(0, 10, 3000)
+    o = np.array([0.4, 2.1, 1.8])
+    hit = np.flatnonzero(rng.random(3000) < 0.7)
+    got = np.empty(len(hit), np.uint8)
+    ground_materials(dirs, hit, t, o, map_origin, 0.1, table, 0, got)
+    xy = o[None, :2] + dirs[hit, :2] * t[hit, None]
+    ij = ((xy - map_origin) / 0.1).astype(np.int32)
+    ok = (ij[:, 0] >= 0) & (ij[:, 0] < 60) & (ij[:, 1] >= 0) & (ij[:, 1] < 40)
+    ref = table[np.clip(ij[:, 1], 0, 39), np.clip(ij[:, 0], 0, 59)]
+    ref[~ok] = 0
+    assert ok.any() and not ok.all()
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_point_assembly_kernel_equals_concatenate_astype():
+    rng = np.random.default_rng(6)
+    dirs = rng.normal(0, 1, (32 * 100, 3))
+    idx = np.sort(rng.choice(len(dirs), 2000, replace=False))
+    t = rng.uniform(0.5, 80, 2000)
+    inten = rng.uniform(0, 255, 2000)
+    got = np.empty((2000, 5), np.float32)
+    assemble_points(dirs, idx, t, inten, 100, got)
+    ref = np.concatenate([dirs[idx] * t[:, None], inten[:, None], (idx // 100).astype(np.float64)[:, None]],
+                         axis=1).astype(np.float32)
+    assert got.tobytes() == ref.tobytes()
