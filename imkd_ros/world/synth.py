@@ -11,7 +11,7 @@ z-buffer there too), or are skipped (``camera_sweeps="none"``, likewise ``lidar_
 Output is a pure function of (seed, scene index, knobs): every random draw comes from a generator
 seeded by the sensor and frame it belongs to, tokens are hashes, so reruns and ``jobs > 1`` write
 identical bytes. Throughput on one core (bench_synth.py, 20 s scenes): ~2 key frames/s at
-1600x900 with every sensor and sweep (1.8-2.3 on this VM; ~10 MB per key frame, mostly LiDAR),
+1600x900 with every sensor and sweep (1.8-2.6 on this VM; ~10 MB per key frame, mostly LiDAR),
 ~4 at 400x225 with key-frame images only (the training setup). docs/data.md has the history.
 """
 
