@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="model override for every student row")
     p.add_argument("--radar-dropout", type=float, nargs=2, default=None, metavar=("FRAME_P", "SECTOR_P"),
                    help="radar dropout for every student row that has radar (imkd train --radar-dropout)")
+    p.add_argument("--bev-flip", default="both", choices=("both", "left-right", "none"),
+                   help="BEV mirrors of every row (imkd train --bev-flip)")
     p.add_argument("--table", default=None, help="also write the markdown table here")
     p.add_argument("--lidar-sweeps", type=int, default=10, help="LiDAR sweeps per frame (teacher, depth targets)")
     p.add_argument("--max-lidar-points", type=int, default=40000)
@@ -108,7 +110,7 @@ def train_cmd(args, variant: str, seed: int, train_root: Path, val_root: Path, t
            "--cache-dir", str(cache_dir(args)), "--out", str(out), "--epochs", str(epochs),
            "--lidar-sweeps", str(args.lidar_sweeps), "--max-lidar-points", str(args.max_lidar_points),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--seed", str(seed), "--threads", "1",
-           "--quiet"]
+           "--bev-flip", args.bev_flip, "--quiet"]
     if variant != "teacher":
         for s in args.set:
             cmd += ["--set", s]

@@ -29,6 +29,17 @@ class BevAugConfig:
     flip_x: bool = True  # mirror left/right (y -> -y) with p = 0.5
     flip_y: bool = True  # mirror front/back (x -> -x) with p = 0.5
 
+    # `imkd train --bev-flip`: which mirrors are drawn. "left-right" keeps the world's front/back
+    # prior (the ego drives forward; parked cars face its way, docs/ablation.md).
+    FLIPS = {"both": (True, True), "left-right": (True, False), "none": (False, False)}
+
+    @classmethod
+    def with_flips(cls, flips: str) -> BevAugConfig:
+        if flips not in cls.FLIPS:
+            raise ValueError(f"bev flips must be one of {sorted(cls.FLIPS)}, got {flips!r}")
+        fx, fy = cls.FLIPS[flips]
+        return cls(flip_x=fx, flip_y=fy)
+
 
 @dataclass
 class RadarDropoutConfig:

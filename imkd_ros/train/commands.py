@@ -30,7 +30,7 @@ def _run(args) -> int:
         cache_dir=args.cache_dir, out=args.out, teacher_ckpt=args.teacher,
         label_teacher_ckpt=args.label_teacher, init_ckpt=args.init, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule, grad_clip=args.grad_clip,
-        amp=args.amp, seed=args.seed, bev_aug=None if args.no_bev_aug else BevAugConfig(),
+        amp=args.amp, seed=args.seed, bev_aug=None if args.no_bev_aug else BevAugConfig.with_flips(args.bev_flip),
         radar_dropout=RadarDropoutConfig(frame_p=args.radar_dropout[0], sector_p=args.radar_dropout[1]),
         img_aug=not args.no_img_aug, threads=args.threads, device=args.device,
         eval_every=args.eval_every, max_steps=args.max_steps, progress=not args.quiet)
@@ -76,6 +76,10 @@ def register(subparsers) -> None:
     p.add_argument("--amp", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bev-aug", action="store_true")
+    p.add_argument("--bev-flip", default="both", choices=("both", "left-right", "none"),
+                   help="BEV mirrors drawn with p = 0.5 each: left/right (y -> -y) and front/back "
+                        "(x -> -x). The front/back mirror turns 'parked cars face the way the ego "
+                        "drives' into a coin flip (docs/ablation.md, parked heading)")
     p.add_argument("--no-img-aug", action="store_true")
     p.add_argument("--radar-dropout", type=float, nargs=2, default=[0.0, 0.0], metavar=("FRAME_P", "SECTOR_P"),
                    help="drop a frame's radar with FRAME_P, else one sensor-sized azimuth sector with "

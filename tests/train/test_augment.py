@@ -9,7 +9,7 @@ import pytest
 
 from imkd_ros.model.preprocess import Preprocessor
 from imkd_ros.model.synthetic import box_corners, random_frame, tiny_config
-from imkd_ros.train.augment import RadarDropoutConfig, augment_frame, radar_dropout, random_augment
+from imkd_ros.train.augment import BevAugConfig, RadarDropoutConfig, augment_frame, radar_dropout, random_augment
 from imkd_ros.train.trainer import FrameSet
 
 
@@ -113,3 +113,26 @@ def test_images_mirror_with_the_scene(fx, fy):
     mirrored = augment_frame(random_frame(7, raw_hw=(128, 352)), 0.2, 1.0, True, False)
     hands = {bool(np.linalg.det(pre.images(mirrored)[1][0, :2, :2].numpy()) < 0) for _ in range(8)}
     assert hands == {False, True}
+
+
+def test_left_right_flips_keep_front_and_back():
+    """BevAugConfig.with_flips("left-right") mirrors y half the time and never x: a box facing +x
+    keeps facing forward (within the rotation range), which the front/back mirror would undo."""
+    cfg = BevAugConfig.with_flips("left-right")
+    assert (cfg.flip_x, cfg.flip_y) == (True, False)
+    assert (BevAugConfig.with_flips("both").flip_y, BevAugConfig.with_flips("none").flip_x) == (True, False)
+    with pytest.raises(ValueError, match="bev flips"):
+        BevAugConfig.with_flips("front-back")
+    frame = random_frame(1)
+    forward = np.cos(frame.gt.yaw) > 0.5  # within 60 degrees of +x
+    assert forward.any()
+    rng = np.random.default_rng(0)
+    mirrored = 0
+    for _ in range(100):
+        aug = random_augment(frame, rng, cfg)
+        assert not aug.meta["bev_aug"][3]
+        mirrored += aug.meta["bev_aug"][2]
+        assert (np.cos(aug.gt.yaw[forward]) > 0).all()
+    assert 25 < mirrored < 75
+    both = [random_augment(frame, rng, BevAugConfig()) for _ in range(50)]
+    assert any((np.cos(a.gt.yaw[forward]) < 0).all() for a in both)  # the control: x -> -x turns them

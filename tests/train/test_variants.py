@@ -59,3 +59,16 @@ def test_ablation_uses_given_dataroots_and_shared_cache(tmp_path):
     cmd = train_cmd(default, "imkd", 1, root, root, tmp_path / "t.pt")
     assert cmd[cmd.index("--cache-dir") + 1] == str(tmp_path / "abl" / "cache")
     assert cmd[cmd.index("--teacher") + 1] == str(tmp_path / "t.pt")
+
+
+def test_bev_flip_reaches_the_training_config(tmp_path):
+    """`--bev-flip left-right` travels ablation -> imkd train -> the BEV augmentation config."""
+    root = tmp_path / "train96"
+    (root / "v1.0-synth").mkdir(parents=True)
+    (root / "v1.0-synth" / "sample.json").write_text("[]")
+    args = parse_args(["--out", str(tmp_path / "abl"), "--train-root", str(root), "--bev-flip", "left-right"])
+    cmd = train_cmd(args, "no_distill", 0, root, root, None)
+    train_args = build_parser().parse_args(cmd[cmd.index("train"):])
+    assert train_args.bev_flip == "left-right"
+    default = build_parser().parse_args(["train", "--data", "simple:4:0"])
+    assert default.bev_flip == "both"
