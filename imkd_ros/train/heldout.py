@@ -93,6 +93,9 @@ def _summary(report: dict) -> dict:
     out = {k: report.get(k) for k in keys}
     conds = report.get("by_condition") or {}
     out["by_condition"] = {c: {k: r.get(k) for k in ("NDS", "mAP")} for c, r in conds.items()}
+    # mAOE is a class mean: two flipped construction vehicles weigh as much as 2,000 cars
+    out["per_class"] = {c: {k: r.get(k) for k in ("AP", "AOE", "AVE", "num_gt")}
+                        for c, r in (report.get("per_class") or {}).items()}
     return out
 
 
@@ -158,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ck} ({kind}) {' '.join(args.set)}: NDS {b['NDS']:.3f} mAP {b['mAP']:.3f} mAOE {b['mAOE']:.3f} "
               f"mAVE {b['mAVE']:.3f} | at {args.node_threshold}: NDS {a['NDS']:.3f} mAP {a['mAP']:.3f}")
         print("  by condition:", {c: round(v["NDS"], 3) for c, v in b["by_condition"].items()})
+        print("  AOE by class:", {c: None if v["AOE"] is None else round(v["AOE"], 2)
+                                 for c, v in b["per_class"].items()})
         if "camera_only" in res:
             cb, ca = res["camera_only"]["before_threshold"], res["camera_only"][f"at_{args.node_threshold}"]
             print(f"  camera only (radar dropped): NDS {cb['NDS']:.3f} mAP {cb['mAP']:.3f} | "

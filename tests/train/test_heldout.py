@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from imkd_ros.constants import CLASS_TO_ID
-from imkd_ros.train.heldout import diagnostics
+from imkd_ros.train.heldout import _summary, diagnostics
 from imkd_ros.types import Boxes
 
 
@@ -32,3 +32,14 @@ def test_flips_split_by_motion_and_velocity_error():
     assert math.isclose(d["vel_err_static"], 0.25)  # (0 + 0.5) / 2; the unknown one is left out
     # below the score floor nothing is matched
     assert diagnostics({"t": _boxes([[0, 0]], [0.0], [[0, 0]], score=0.1)}, {"t": gt}) == {}
+
+
+def test_summary_keeps_the_per_class_heading_and_velocity_errors():
+    """mAOE is a class mean; the summary keeps what each class adds to it."""
+    report = {"NDS": 0.4, "mAP": 0.3, "mAOE": 1.0, "per_class": {
+        "car": {"AP": 0.5, "AOE": 0.3, "AVE": 0.8, "AAE": 0.1, "num_gt": 2000, "AP@0.5": 0.2},
+        "construction_vehicle": {"AP": 0.01, "AOE": 3.1, "AVE": None, "num_gt": 4}}}
+    s = _summary(report)
+    assert s["per_class"]["construction_vehicle"] == {"AP": 0.01, "AOE": 3.1, "AVE": None, "num_gt": 4}
+    assert s["per_class"]["car"] == {"AP": 0.5, "AOE": 0.3, "AVE": 0.8, "num_gt": 2000}
+    assert _summary({"NDS": 0.1})["per_class"] == {}
