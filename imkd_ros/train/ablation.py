@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], help="model override for every student row")
     p.add_argument("--radar-dropout", type=float, nargs=2, default=None, metavar=("FRAME_P", "SECTOR_P"),
                    help="radar dropout for every student row that has radar (imkd train --radar-dropout)")
-    p.add_argument("--bev-flip", default="both", choices=("both", "left-right", "none"),
+    p.add_argument("--bev-flip", default="left-right", choices=("both", "left-right", "none"),
                    help="BEV mirrors of every row (imkd train --bev-flip)")
     p.add_argument("--table", default=None, help="also write the markdown table here")
     p.add_argument("--lidar-sweeps", type=int, default=10, help="LiDAR sweeps per frame (teacher, depth targets)")

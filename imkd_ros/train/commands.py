@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     p.add_argument("--amp", default="auto", choices=("auto", "on", "off"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-bev-aug", action="store_true")
-    p.add_argument("--bev-flip", default="both", choices=("both", "left-right", "none"),
+    p.add_argument("--bev-flip", default="left-right", choices=("both", "left-right", "none"),
                    help="BEV mirrors drawn with p = 0.5 each: left/right (y -> -y) and front/back "
                         "(x -> -x). The front/back mirror turns 'parked cars face the way the ego "
                         "drives' into a coin flip (docs/ablation.md, parked heading)")

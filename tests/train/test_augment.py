@@ -134,5 +134,5 @@ def test_left_right_flips_keep_front_and_back():
         mirrored += aug.meta["bev_aug"][2]
         assert (np.cos(aug.gt.yaw[forward]) > 0).all()
     assert 25 < mirrored < 75
-    both = [random_augment(frame, rng, BevAugConfig()) for _ in range(50)]
+    both = [random_augment(frame, rng, BevAugConfig.with_flips("both")) for _ in range(50)]
     assert any((np.cos(a.gt.yaw[forward]) < 0).all() for a in both)  # the control: x -> -x turns them

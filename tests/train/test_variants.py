@@ -71,4 +71,4 @@ def test_bev_flip_reaches_the_training_config(tmp_path):
     train_args = build_parser().parse_args(cmd[cmd.index("train"):])
     assert train_args.bev_flip == "left-right"
     default = build_parser().parse_args(["train", "--data", "simple:4:0"])
-    assert default.bev_flip == "both"
+    assert default.bev_flip == "left-right"
