@@ -140,6 +140,25 @@ def _describe(cfg: dict) -> str:
             f"velocity loss `{cfg['head'].get('velocity_loss', 'l1')}`")
 
 
+def _augmentation(train_config: dict, model_cfg: dict | None) -> str:
+    """The run's own augmentation (train_config.json), not the recipe of the day."""
+    bev = train_config.get("bev_aug")
+    if not bev:
+        text = "no BEV augmentation"
+    else:
+        flips = {(True, True): "left/right and front/back mirrors", (True, False): "left/right mirror only",
+                 (False, True): "front/back mirror only", (False, False): "no mirrors"}
+        text = (f"BEV rotation +-{bev['rotate_deg']:g} deg, scale {bev['scale'][0]:g}-{bev['scale'][1]:g}, "
+                f"{flips[(bool(bev['flip_x']), bool(bev['flip_y']))]}")
+    if model_cfg is not None and train_config.get("img_aug", True):
+        img = model_cfg.get("image", {})
+        lo, hi = img.get("aug_resize") or (1.0, 1.0)
+        mirror = ("images mirrored exactly with the BEV mirror" if img.get("flip_with_bev")
+                  else "independent image flips" if img.get("aug_flip") else "no image flips")
+        text += f" + image resize {lo:g}-{hi:g}, {mirror}"
+    return text
+
+
 def _distill_terms(cfg: dict) -> str:
     """The distillation terms and fusion the checkpoint's config switches on (not a fixed sentence)."""
     d = cfg.get("distill", {})
@@ -191,8 +210,8 @@ def card_text(info: dict, imgs: list[Path], args: argparse.Namespace | None = No
         "",
         f"Teacher: {t['summary']['steps']} steps; student: {s['summary']['steps']} steps ({tc['epochs']} epochs),"
         f" batch {tc['batch_size']}, AdamW lr {tc['lr']} one-cycle, grad clip {tc['grad_clip']}, seed {tc['seed']},"
-        " BEV augmentation (rotation +-22.5 deg, scale 0.95-1.05, both flips) + image resize 0.9-1.1 / flip,"
-        " one CPU thread. Commands (teacher first):",
+        f" augmentation: teacher {_augmentation(t['train_config'], None)}; student"
+        f" {_augmentation(tc, cfg)}; one CPU thread. Commands (teacher first):",
         "",
         "```",
         t["cmd"],
