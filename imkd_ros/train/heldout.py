@@ -9,6 +9,8 @@ Detections are scored as the head decodes them (its own score threshold, nuScene
 500 per sample) and again after the node's output threshold (``--node-threshold``, 0.3), so a
 reported mAP is never depressed by a display threshold. Decode-only switches (velocity flip,
 static velocity) can be overridden with ``--set head.X=V`` to measure them on a fixed model.
+A student whose training dropped the radar (the camera-only row; its checkpoint says so) is scored
+with the radar dropped too.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import yaml
 
 from imkd_ros.constants import CLASSES
 from imkd_ros.evaluation import evaluate
-from imkd_ros.model.imkd import load_checkpoint, load_student, load_teacher
+from imkd_ros.model.imkd import load_checkpoint, load_student, load_teacher, verify_checkpoint
 from imkd_ros.train.data import DataSpec, load_frames
 from imkd_ros.train.metrics import ground_truth, predict
 from imkd_ros.types import Boxes, Frame
@@ -114,6 +116,12 @@ def evaluate_model(model, cfg, frames: list[Frame], teacher: bool, node_threshol
             "boxes_per_sample": float(np.mean([len(b) for b in preds.values()])) if preds else 0.0}
 
 
+def trained_without_radar(path: str | Path) -> bool:
+    """Whether the checkpoint's training dropped every radar (the camera-only row): such a student is
+    scored the way it was trained, since its radar branch never saw a point and would only add noise."""
+    return bool((verify_checkpoint(path).get("extra") or {}).get("drop_radar", False))
+
+
 def _override_head(model, sets: list[str]) -> None:
     head_cfg = model.head.cfg
     changes = {}
@@ -151,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         _, _, kind = load_checkpoint(ck)
         model = load_teacher(ck) if kind == "teacher" else load_student(ck)
         _override_head(model, args.set)
-        res = evaluate_model(model, model.cfg, frames, kind == "teacher", args.node_threshold)
-        res["checkpoint"], res["kind"], res["set"] = ck, kind, args.set
-        if args.camera_only and kind != "teacher":
+        no_radar = kind != "teacher" and trained_without_radar(ck)
+        res = evaluate_model(model, model.cfg, frames, kind == "teacher", args.node_threshold, drop_radar=no_radar)
+        res["checkpoint"], res["kind"], res["set"], res["radar_dropped"] = ck, kind, args.set, no_radar
+        if no_radar:
+            print(f"{ck}: trained without radar (camera-only): scored with every radar dropped")
+        elif args.camera_only and kind != "teacher":
             cam = evaluate_model(model, model.cfg, frames, False, args.node_threshold, drop_radar=True)
             res["camera_only"] = {k: cam[k] for k in ("before_threshold", f"at_{args.node_threshold}")}
         results[ck] = res

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import torch
 
 from imkd_ros.constants import CLASS_TO_ID
+from imkd_ros.model.config import load_config
+from imkd_ros.model.imkd import Student, save_checkpoint
+from imkd_ros.train import heldout
 from imkd_ros.train.heldout import _summary, diagnostics
 from imkd_ros.types import Boxes
 
@@ -43,3 +48,33 @@ def test_summary_keeps_the_per_class_heading_and_velocity_errors():
     assert s["per_class"]["construction_vehicle"] == {"AP": 0.01, "AOE": 3.1, "AVE": None, "num_gt": 4}
     assert s["per_class"]["car"] == {"AP": 0.5, "AOE": 0.3, "AVE": 0.8, "num_gt": 2000}
     assert _summary({"NDS": 0.1})["per_class"] == {}
+
+
+def test_a_camera_only_student_is_scored_without_radar(tmp_path, monkeypatch):
+    """Its radar branch never saw a point: scored with radar it detects nothing (NDS 0 on every
+    TP error 1.0 was what that looked like); the checkpoint's own record decides, not a flag."""
+    torch.manual_seed(0)
+    cfg = load_config("cpu")
+    student = Student(cfg)
+    save_checkpoint(tmp_path / "cam.pt", student, cfg, extra={"variant": "camera_only", "drop_radar": True})
+    save_checkpoint(tmp_path / "fused.pt", student, cfg, extra={"variant": "no_distill", "drop_radar": False})
+    save_checkpoint(tmp_path / "old.pt", student, cfg)  # before the trainer recorded it
+    assert heldout.trained_without_radar(tmp_path / "cam.pt")
+    assert not heldout.trained_without_radar(tmp_path / "fused.pt")
+    assert not heldout.trained_without_radar(tmp_path / "old.pt")
+
+    seen: dict[str, bool] = {}
+    empty = {"NDS": 0.0, "mAP": 0.0, "mAOE": 1.0, "mAVE": 1.0, "by_condition": {}, "per_class": {}}
+
+    def fake_eval(model, cfg, frames, teacher, node_threshold=0.3, batch_size=2, drop_radar=False):
+        seen[str(len(seen))] = drop_radar
+        return {"before_threshold": empty, f"at_{node_threshold}": empty, "diagnostics": {}}
+
+    monkeypatch.setattr(heldout, "load_frames", lambda *a, **k: [])
+    monkeypatch.setattr(heldout, "evaluate_model", fake_eval)
+    out = tmp_path / "r.json"
+    heldout.main(["--data", str(tmp_path), "--ckpt", str(tmp_path / "cam.pt"), str(tmp_path / "fused.pt"),
+                  "--json", str(out)])
+    assert list(seen.values()) == [True, False]
+    res = json.loads(out.read_text())
+    assert res[str(tmp_path / "cam.pt")]["radar_dropped"] and not res[str(tmp_path / "fused.pt")]["radar_dropped"]
