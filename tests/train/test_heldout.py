@@ -33,6 +33,9 @@ def test_flips_split_by_motion_and_velocity_error():
     d = diagnostics({"t": pred}, {"t": gt})["car"]
     assert d["matched"] == 4 and d["flipped_share"] == 0.5
     assert d["flipped_moving"] == 0.0 and math.isclose(d["flipped_static"], 2 / 3)
+    # the yaw error split the same way (an unknown velocity counts with the statics)
+    assert math.isclose(d["yaw_err_moving"], 0.05, abs_tol=1e-6) and d["n_static"] == 3
+    assert math.isclose(d["yaw_err_static"], 2 * math.pi / 3, abs_tol=1e-5)
     assert d["n_moving"] == 1 and math.isclose(d["vel_err_moving"], 1.0)
     assert math.isclose(d["vel_err_static"], 0.25)  # (0 + 0.5) / 2; the unknown one is left out
     # below the score floor nothing is matched
