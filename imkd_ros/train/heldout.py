@@ -55,8 +55,8 @@ def _match(pred: Boxes, gt: Boxes, dist: float = 2.0) -> list[tuple[int, int]]:
 
 def diagnostics(preds: dict[str, Boxes], gts: dict[str, Boxes], min_score: float = 0.3) -> dict:
     """Per class: share of matched boxes off by ~pi (front/back; overall, moving, static), within
-    0.35 rad, mean yaw error of movers and statics; velocity error of moving (> 1 m/s) and static GT objects; matched predictions above
-    ``min_score`` only."""
+    0.35 rad, mean yaw error of movers and statics; velocity error of moving (> 1 m/s) and
+    static GT objects; matched predictions above ``min_score`` only."""
     acc: dict[str, dict[str, list[float]]] = {}
     for tok, gt in gts.items():
         pred = preds.get(tok, Boxes.empty())
