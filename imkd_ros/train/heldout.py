@@ -84,8 +84,8 @@ def diagnostics(preds: dict[str, Boxes], gts: dict[str, Boxes], min_score: float
                      "flipped_moving": float(np.mean(flipped[mv])) if mv.any() else None,
                      "flipped_static": float(np.mean(flipped[~mv])) if (~mv).any() else None,
                      "within_0.35rad": float(np.mean(dy < 0.35)) if dy.size else None,
-                     # a standing pedestrian's heading carries little signal: more matched
-                     # statics raise a class's AOE without any mover getting worse
+                     # split by motion, so a class's AOE traces to its movers or to its statics
+                     # (a standing pedestrian's heading carries little signal)
                      "yaw_err_moving": float(np.mean(dy[mv])) if mv.any() else None,
                      "yaw_err_static": float(np.mean(dy[~mv])) if (~mv).any() else None,
                      "n_static": int((~mv).sum()),
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         no_radar = kind != "teacher" and trained_without_radar(ck)
         res = evaluate_model(model, model.cfg, frames, kind == "teacher", args.node_threshold, drop_radar=no_radar)
         res["checkpoint"], res["kind"], res["set"], res["radar_dropped"] = ck, kind, args.set, no_radar
+        res["data"] = args.data
         if no_radar:
             print(f"{ck}: trained without radar (camera-only): scored with every radar dropped")
         elif args.camera_only and kind != "teacher":

@@ -1,12 +1,13 @@
 """Draw the ablation as bars: NDS and mAP per row, mean over seeds and held-out splits, one dot
 per seed, from the JSON files ``python -m imkd_ros.train.heldout --json`` writes.
 
-    python -m imkd_ros.train.plot_heldout --json runs/val16_*.json runs/val16b_*.json \\
-        --out docs/images/ablation_v4.png
+    python -m imkd_ros.train.plot_heldout --json runs/val16_rows.json runs/val16b_rows.json \\
+        --mark-seed 0 --out docs/images/ablation_v4.png
 
 A row is a checkpoint's run folder with its ``_s<seed>`` suffix dropped (``imkd_t4x8_s2`` ->
-``imkd_t4x8``); a seed's value is the mean over the splits it was scored on, so seeds scored on
-fewer splits are drawn, and listed, as such rather than silently mixed in.
+``imkd_t4x8``); a seed's value is the mean over the splits it was scored on (the split is the
+``data`` each result records, or, in files written before it did, the file), so a checkpoint
+scored twice on one split counts once, and the splits behind each seed are listed.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ _SEED = re.compile(r"^(?P<row>.+?)_s(?P<seed>\d+)$")
 
 def collect(paths: list[str], metrics: tuple[str, ...] = ("NDS", "mAP")) -> dict[str, dict[int, dict[str, float]]]:
     """row -> seed -> metric (mean over the splits that scored it) and ``n_splits``."""
-    acc: dict[str, dict[int, dict[str, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    acc: dict[str, dict[int, dict[str, dict[str, float]]]] = defaultdict(lambda: defaultdict(dict))
     for p in paths:
         for ck, res in json.loads(Path(p).read_text()).items():
             run = Path(ck).parent.name
             m = _SEED.match(run)
             row, seed = (m["row"], int(m["seed"])) if m else (run, 0)
-            for k in metrics:
-                acc[row][seed][k].append(float(res["before_threshold"][k]))
-    return {row: {seed: {**{k: float(np.mean(v)) for k, v in d.items()}, "n_splits": len(d[metrics[0]])}
-                  for seed, d in sorted(seeds.items())} for row, seeds in acc.items()}
+            split = str(res.get("data") or p)
+            acc[row][seed][split] = {k: float(res["before_threshold"][k]) for k in metrics}
+    return {row: {seed: {**{k: float(np.mean([v[k] for v in by_split.values()])) for k in metrics},
+                         "n_splits": len(by_split)}
+                  for seed, by_split in sorted(seeds.items())} for row, seeds in acc.items()}
 
 
 def plot(table: dict[str, dict[int, dict[str, float]]], out: str | Path, order: list[str] | None = None,

@@ -29,6 +29,15 @@ def test_seeds_average_over_splits_and_rows_drop_the_seed_suffix(tmp_path):
     assert t["no_distill"] == {0: {"NDS": 0.36, "mAP": 0.22, "n_splits": 1}}
 
 
+def test_a_checkpoint_scored_twice_on_one_split_counts_once(tmp_path):
+    first = {**_res(0.40, 0.30), "data": "runs/data/synth_val16"}
+    again = _write(tmp_path / "again.json", {"r/imkd_s0/student.pt": first})
+    second = {**_res(0.46, 0.36), "data": "runs/data/synth_val16b"}
+    other = _write(tmp_path / "other.json", {"r/imkd_s0/student.pt": second})
+    t = collect([_write(tmp_path / "one.json", {"r/imkd_s0/student.pt": first}), again, other])
+    assert t["imkd"][0]["n_splits"] == 2 and math.isclose(t["imkd"][0]["NDS"], 0.43)
+
+
 def test_the_command_writes_a_png_and_names_what_it_averaged(tmp_path, capsys):
     a = _write(tmp_path / "a.json", {"r/imkd_s0/student.pt": _res(0.40, 0.30), "r/imkd_s1/student.pt": _res(0.44, 0.34),
                                      "r/camera_only_s0/student.pt": _res(0.10, 0.01)})
