@@ -15,7 +15,8 @@ Intensity = where LiDAR carries signal: a mix of the frozen teacher's BEV activa
 - Velocity (optional): the student's (vx, vy) imitate the teacher's where the teacher's heatmap
   is confident (multi-sweep LiDAR sees motion; the student's velocity otherwise learns only at
   the few labelled centre cells).
-Each part can be switched off and has its own weight (DistillConfig).
+Each part can be switched off and has its own weight (DistillConfig). ``exempt_classes`` takes
+the GT regions of the named classes out of both feature levels (weight x (1 - their Gaussian)).
 """
 
 from __future__ import annotations
@@ -47,14 +48,23 @@ def foreground_map(targets: list[dict[str, Tensor]]) -> Tensor:
     return torch.cat([t["heatmap"] for t in targets], 1).amax(1, keepdim=True)
 
 
+def exempt_map(targets: list[dict[str, Tensor]], tasks: list[list[str]], classes: list[str]) -> Tensor | None:
+    """(B, 1, H, W) max of the GT Gaussians of ``classes`` (None when no task holds one)."""
+    maps = [t["heatmap"][:, [i for i, n in enumerate(names) if n in classes]]
+            for t, names in zip(targets, tasks) if any(n in classes for n in names)]
+    return torch.cat(maps, 1).amax(1, keepdim=True) if maps else None
+
+
 def _masked_mse(student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
     d = (student.float() - teacher.detach().float()).pow(2).mean(1, keepdim=True)
     return (weight * d).sum() / weight.sum().clamp(min=_EPS)
 
 
 def level1_weight(lidar_int: Tensor, radar_occ: Tensor | None, fg: Tensor | None,
-                  cfg: DistillConfig) -> Tensor:
+                  cfg: DistillConfig, keep: Tensor | None = None) -> Tensor:
     w = cfg.background_floor + lidar_int
+    if keep is not None:
+        w = w * keep
     if radar_occ is not None:
         # a frame without radar (an outage, or radar dropout in training) has nothing to imitate
         # with: its radar features are the encoder's constant, so it gets no level-1 weight
@@ -66,9 +76,11 @@ def level1_weight(lidar_int: Tensor, radar_occ: Tensor | None, fg: Tensor | None
 
 
 def level1_loss(radar_feat: Tensor, teacher_feat: Tensor, lidar_int: Tensor,
-                radar_occ: Tensor | None, fg: Tensor | None, cfg: DistillConfig) -> Tensor:
-    """LiDAR -> radar intensity-aware feature distillation (radar_feat already adapted)."""
-    return _masked_mse(radar_feat, teacher_feat, level1_weight(lidar_int, radar_occ, fg, cfg))
+                radar_occ: Tensor | None, fg: Tensor | None, cfg: DistillConfig,
+                keep: Tensor | None = None) -> Tensor:
+    """LiDAR -> radar intensity-aware feature distillation (radar_feat already adapted);
+    ``keep`` (B, 1, H, W) in [0, 1] scales the weight (exempt classes)."""
+    return _masked_mse(radar_feat, teacher_feat, level1_weight(lidar_int, radar_occ, fg, cfg, keep))
 
 
 def affinity(feat: Tensor, pool: int) -> Tensor:
@@ -79,11 +91,14 @@ def affinity(feat: Tensor, pool: int) -> Tensor:
 
 
 def level2_loss(fused_feat: Tensor, teacher_feat: Tensor, lidar_int: Tensor, fg: Tensor | None,
-                cfg: DistillConfig) -> Tensor:
-    """LiDAR -> fused intensity-guided distillation (fused_feat already adapted)."""
+                cfg: DistillConfig, keep: Tensor | None = None) -> Tensor:
+    """LiDAR -> fused intensity-guided distillation (fused_feat already adapted); ``keep`` as in
+    level 1 (the relation term stays global)."""
     d = (fused_feat.detach().float() - teacher_feat.detach().float()).pow(2).mean(1, keepdim=True)
     disc = d / d.amax(dim=(2, 3), keepdim=True).clamp(min=_EPS)
     w = (cfg.background_floor + lidar_int) * (1 + cfg.level2_discrepancy_gain * disc)
+    if keep is not None:
+        w = w * keep
     if fg is not None:
         w = w * (1 + cfg.foreground_boost * fg)
     loss = _masked_mse(fused_feat, teacher_feat, w)
@@ -136,9 +151,14 @@ class Distiller(nn.Module):
     The adapters are training-only; inference and export never touch them.
     """
 
-    def __init__(self, cfg: DistillConfig, radar_channels: int, fused_channels: int, teacher_channels: int):
+    def __init__(self, cfg: DistillConfig, radar_channels: int, fused_channels: int, teacher_channels: int,
+                 tasks: list[list[str]] | None = None):
         super().__init__()
         self.cfg = cfg
+        self.tasks = tasks or []
+        unknown = sorted(set(cfg.exempt_classes) - {n for t in self.tasks for n in t})
+        if unknown:
+            raise ValueError(f"distill.exempt_classes {unknown} are not in the head's tasks")
         self.radar_adapter = _adapter(radar_channels, teacher_channels) if cfg.level1 else None
         self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
         self.label_adapter = _adapter(fused_channels, cfg.label_channels) if cfg.label else None
@@ -156,14 +176,16 @@ class Distiller(nn.Module):
         if teacher is None:
             return losses
         lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
+        ex = exempt_map(targets, self.tasks, cfg.exempt_classes) if cfg.exempt_classes and targets else None
+        keep = None if ex is None else 1 - ex
         if self.radar_adapter is not None:
             rad = self.radar_adapter(student["radar_bev"])
             losses["distill_l1"] = cfg.level1_weight * level1_loss(
-                rad, teacher["teacher_bev"], lidar_int, student.get("radar_occupancy"), fg, cfg)
+                rad, teacher["teacher_bev"], lidar_int, student.get("radar_occupancy"), fg, cfg, keep)
         if self.fused_adapter is not None:
             fused = self.fused_adapter(student["fused_bev"])
             losses["distill_l2"] = cfg.level2_weight * level2_loss(
-                fused, teacher["teacher_bev"], lidar_int, fg, cfg)
+                fused, teacher["teacher_bev"], lidar_int, fg, cfg, keep)
         if cfg.response:
             losses["distill_resp"] = cfg.response_weight * response_loss(student["head"], teacher["head"], cfg)
         if cfg.velocity:

@@ -174,7 +174,8 @@ class IMKD(nn.Module):
         self.distiller = None
         if self.teacher is not None or self.label_teacher is not None:
             t_ch = self.teacher.out_channels if self.teacher is not None else cfg.teacher.pillar.bev_channels
-            self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels, t_ch)
+            self.distiller = Distiller(cfg.distill, cfg.radar.bev_channels, cfg.fusion.channels, t_ch,
+                                       cfg.head.tasks)
 
     def train(self, mode: bool = True) -> IMKD:
         super().train(mode)

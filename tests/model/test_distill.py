@@ -161,3 +161,34 @@ def test_level1_ignores_a_sample_without_radar():
     assert level1_loss(s, t, inten, occ, None, cfg).item() == pytest.approx(0.0, abs=1e-6)
     occ[1, :, 1, 1] = 1
     assert level1_loss(s, t, inten, occ, None, cfg).item() > 1.0
+
+
+def test_exempt_classes_take_their_regions_out_of_both_feature_levels():
+    """A pedestrian's GT region gets no feature imitation; a car's region and the rest are kept."""
+    tasks = [["car"], ["pedestrian", "traffic_cone"]]
+    targets = [{"heatmap": torch.zeros(B, 1, H, W)}, {"heatmap": torch.zeros(B, 2, H, W)}]
+    targets[0]["heatmap"][:, 0, 2, 2] = 1.0  # a car
+    targets[1]["heatmap"][:, 0, 5, 5] = 1.0  # a pedestrian
+    t = _teacher()
+    student = {"radar_bev": torch.randn(B, 4, H, W), "fused_bev": torch.randn(B, 5, H, W),
+               "radar_occupancy": torch.ones(B, 1, H, W), "head": []}
+    teacher = {"teacher_bev": t, "lidar_counts": torch.ones(B, 1, H, W), "head": []}
+    cfg = DistillConfig(response=False, level2_relation_weight=0.0)
+    torch.manual_seed(0)
+    plain = Distiller(cfg, 4, 5, C, tasks)
+    torch.manual_seed(0)
+    exempt = Distiller(DistillConfig(response=False, level2_relation_weight=0.0,
+                                     exempt_classes=["pedestrian"]), 4, 5, C, tasks)
+    a, b = plain(student, teacher, targets), exempt(student, teacher, targets)
+    assert set(a) == set(b) == {"distill_l1", "distill_l2"}
+    assert all(a[k].item() != pytest.approx(b[k].item(), rel=1e-4) for k in a)
+    # an error only at the pedestrian cell is invisible to the exempt distiller, a car's is not
+    inten = torch.full((B, 1, H, W), 0.5)
+    keep = 1 - targets[1]["heatmap"][:, :1]
+    for where, seen in (((5, 5), False), ((2, 2), True)):
+        s = t.clone()
+        s[:, :, where[0], where[1]] += 2.0
+        for loss in (level1_loss(s, t, inten, None, None, cfg, keep), level2_loss(s, t, inten, None, cfg, keep)):
+            assert (loss.item() > 1e-6) is seen
+    with pytest.raises(ValueError, match="exempt_classes"):
+        Distiller(DistillConfig(exempt_classes=["pedestrain"]), 4, 5, C, tasks)
