@@ -205,9 +205,10 @@ class DistillConfig:
     radar_boost: float = 1.0  # level 1: extra weight where radar has returns
     foreground_boost: float = 2.0  # both levels: extra weight inside GT Gaussians
     background_floor: float = 0.1
-    # classes whose GT regions get no LiDAR feature imitation (levels 1 and 2): the teacher's
-    # features there may carry what the student should not copy (measured: pedestrian movers'
-    # heading and velocity regress under x8 feature distillation, docs/ablation.md)
+    # classes whose GT regions get no LiDAR feature imitation (levels 1 and 2), for where the
+    # teacher's features may carry what the student should not copy. Tried for pedestrians, whose
+    # movers' heading and velocity regress under x8 distillation: no effect at one seed
+    # (docs/ablation.md, "The label teacher on every seed"), so off by default
     exempt_classes: list[str] = field(default_factory=list)
     relation_pool: int = 4  # level 2 affinity on a pooled grid (memory ~ (HW/pool^2)^2)
     # optional label teacher (LabelDistill style): GT boxes encoded into BEV features, imitated
