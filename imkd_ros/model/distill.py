@@ -48,11 +48,18 @@ def foreground_map(targets: list[dict[str, Tensor]]) -> Tensor:
     return torch.cat([t["heatmap"] for t in targets], 1).amax(1, keepdim=True)
 
 
-def exempt_map(targets: list[dict[str, Tensor]], tasks: list[list[str]], classes: list[str]) -> Tensor | None:
-    """(B, 1, H, W) max of the GT Gaussians of ``classes`` (None when no task holds one)."""
-    maps = [t["heatmap"][:, [i for i, n in enumerate(names) if n in classes]]
-            for t, names in zip(targets, tasks) if any(n in classes for n in names)]
-    return torch.cat(maps, 1).amax(1, keepdim=True) if maps else None
+def exempt_channels(tasks: list[list[str]], classes: list[str]) -> list[tuple[int, list[int]]]:
+    """(task index, heatmap channels) holding ``classes``; unknown names are an error."""
+    unknown = sorted(set(classes) - {n for t in tasks for n in t})
+    if unknown:
+        raise ValueError(f"distill.exempt_classes {unknown} are not in the head's tasks")
+    return [(ti, [ci for ci, n in enumerate(names) if n in classes])
+            for ti, names in enumerate(tasks) if any(n in classes for n in names)]
+
+
+def exempt_map(targets: list[dict[str, Tensor]], channels: list[tuple[int, list[int]]]) -> Tensor:
+    """(B, 1, H, W) max of the GT Gaussians on ``channels`` (from ``exempt_channels``)."""
+    return torch.cat([targets[ti]["heatmap"][:, ci] for ti, ci in channels], 1).amax(1, keepdim=True)
 
 
 def _masked_mse(student: Tensor, teacher: Tensor, weight: Tensor) -> Tensor:
@@ -155,10 +162,7 @@ class Distiller(nn.Module):
                  tasks: list[list[str]] | None = None):
         super().__init__()
         self.cfg = cfg
-        self.tasks = tasks or []
-        unknown = sorted(set(cfg.exempt_classes) - {n for t in self.tasks for n in t})
-        if unknown:
-            raise ValueError(f"distill.exempt_classes {unknown} are not in the head's tasks")
+        self.exempt = exempt_channels(tasks or [], cfg.exempt_classes)  # fixed per config: once
         self.radar_adapter = _adapter(radar_channels, teacher_channels) if cfg.level1 else None
         self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
         self.label_adapter = _adapter(fused_channels, cfg.label_channels) if cfg.label else None
@@ -176,8 +180,7 @@ class Distiller(nn.Module):
         if teacher is None:
             return losses
         lidar_int = intensity_map(teacher["teacher_bev"], teacher["lidar_counts"], cfg)
-        ex = exempt_map(targets, self.tasks, cfg.exempt_classes) if cfg.exempt_classes and targets else None
-        keep = None if ex is None else 1 - ex
+        keep = 1 - exempt_map(targets, self.exempt) if self.exempt and targets else None
         if self.radar_adapter is not None:
             rad = self.radar_adapter(student["radar_bev"])
             losses["distill_l1"] = cfg.level1_weight * level1_loss(

@@ -56,7 +56,8 @@ def plot(table: dict[str, dict[int, dict[str, float]]], out: str | Path, order: 
             vals = [d[metric] for d in table[row].values()]
             ax.barh(i, float(np.mean(vals)), color="#4C72B0" if len(vals) > 1 else "#8da0cb", height=0.6)
             ax.plot(vals, [i] * len(vals), "k.", ms=5)
-            note = f"{np.mean(vals):.3f} ({len(vals)} seed{'s' * (len(vals) > 1)})"
+            only = next(iter(table[row])) if len(vals) == 1 else None
+            note = f"{np.mean(vals):.3f} ({f'{len(vals)} seeds' if only is None else f'seed {only}'})"
             if mark_seed is not None and mark_seed in table[row]:
                 v = table[row][mark_seed][metric]
                 ax.plot([v], [i], "D", color="#DD8452", ms=6, mec="k", mew=0.5)
