@@ -192,3 +192,36 @@ def test_exempt_classes_take_their_regions_out_of_both_feature_levels():
             assert (loss.item() > 1e-6) is seen
     with pytest.raises(ValueError, match="exempt_classes"):
         Distiller(DistillConfig(exempt_classes=["pedestrain"]), 4, 5, C, tasks)
+
+
+def test_velocity_distillation_counts_only_where_the_teacher_is_confident():
+    from imkd_ros.model.distill import velocity_distill_loss
+
+    cfg = DistillConfig(velocity_min_heat=0.3)
+
+    def heads(vel, heat_logit):
+        box = torch.zeros(1, 10, H, W)
+        box[:, 8:10] = vel
+        return [{"heatmap": heat_logit, "box": box}]
+
+    heat = torch.full((1, 2, H, W), -10.0)
+    heat[:, 1, 3, 3] = 10.0  # one confident teacher cell (any class channel counts)
+    t_vel = torch.zeros(1, 2, H, W)
+    t_vel[:, :, 3, 3] = torch.tensor([4.0, -3.0])
+    same = velocity_distill_loss(heads(t_vel, heat), heads(t_vel, heat), cfg)
+    assert same.item() == pytest.approx(0.0)
+    # a wrong student velocity far from the teacher's confident cell costs nothing ...
+    off = t_vel.clone()
+    off[:, :, 6, 6] = 9.0
+    assert velocity_distill_loss(heads(off, heat), heads(t_vel, heat), cfg).item() == pytest.approx(0.0)
+    # ... at it, Huber with a 1 m/s knee: |4 - 0| - 0.5 + |-3 - 0| - 0.5 = 6
+    zero = torch.zeros_like(t_vel)
+    assert velocity_distill_loss(heads(zero, heat), heads(t_vel, heat), cfg).item() == pytest.approx(6.0, rel=1e-4)
+    # the gradient reaches the student's velocity at the confident cell only
+    student = heads(zero, heat)
+    student[0]["box"].requires_grad_(True)
+    velocity_distill_loss(student, heads(t_vel, heat), cfg).backward()
+    grad = student[0]["box"].grad
+    assert grad[:, 8:10, 3, 3].abs().min() > 0
+    grad[:, 8:10, 3, 3] = 0
+    assert grad.abs().max() == 0
