@@ -14,6 +14,7 @@ from imkd_ros.model.distill import (
     level1_loss,
     level2_loss,
     response_loss,
+    velocity_distill_loss,
 )
 
 torch.set_num_threads(1)
@@ -195,8 +196,6 @@ def test_exempt_classes_take_their_regions_out_of_both_feature_levels():
 
 
 def test_velocity_distillation_counts_only_where_the_teacher_is_confident():
-    from imkd_ros.model.distill import velocity_distill_loss
-
     cfg = DistillConfig(velocity_min_heat=0.3)
 
     def heads(vel, heat_logit):
