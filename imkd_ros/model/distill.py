@@ -48,17 +48,19 @@ def foreground_map(targets: list[dict[str, Tensor]]) -> Tensor:
     return torch.cat([t["heatmap"] for t in targets], 1).amax(1, keepdim=True)
 
 
-def exempt_channels(tasks: list[list[str]], classes: list[str]) -> list[tuple[int, list[int]]]:
-    """(task index, heatmap channels) holding ``classes``; unknown names are an error."""
+def class_channels(tasks: list[list[str]], classes: list[str],
+                   key: str = "distill.exempt_classes") -> list[tuple[int, list[int]]]:
+    """(task index, heatmap channels) holding ``classes``; unknown names (in config ``key``) are
+    an error."""
     unknown = sorted(set(classes) - {n for t in tasks for n in t})
     if unknown:
-        raise ValueError(f"distill.exempt_classes {unknown} are not in the head's tasks")
+        raise ValueError(f"{key} {unknown} are not in the head's tasks")
     return [(ti, [ci for ci, n in enumerate(names) if n in classes])
             for ti, names in enumerate(tasks) if any(n in classes for n in names)]
 
 
 def exempt_map(targets: list[dict[str, Tensor]], channels: list[tuple[int, list[int]]]) -> Tensor:
-    """(B, 1, H, W) max of the GT Gaussians on ``channels`` (from ``exempt_channels``)."""
+    """(B, 1, H, W) max of the GT Gaussians on ``channels`` (from ``class_channels``)."""
     return torch.cat([targets[ti]["heatmap"][:, ci] for ti, ci in channels], 1).amax(1, keepdim=True)
 
 
@@ -129,12 +131,17 @@ def response_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[di
 
 
 def velocity_distill_loss(student_heads: list[dict[str, Tensor]], teacher_heads: list[dict[str, Tensor]],
-                          cfg: DistillConfig) -> Tensor:
+                          cfg: DistillConfig, channels: list[tuple[int, list[int]]] | None = None) -> Tensor:
     """Huber (1 m/s) between student and teacher velocity channels, weighted by the teacher's
-    peak heat where it exceeds ``velocity_min_heat``; normalised by the weight mass."""
+    peak heat where it exceeds ``velocity_min_heat``; normalised by the weight mass.
+    ``channels`` (from ``class_channels``) limits it to those classes' heat (None: every class)."""
     total = student_heads[0]["box"].new_zeros(())
-    for s, t in zip(student_heads, teacher_heads):
-        heat = torch.sigmoid(t["heatmap"].detach().float()).amax(1, keepdim=True)
+    picked = None if channels is None else dict(channels)
+    for ti, (s, t) in enumerate(zip(student_heads, teacher_heads)):
+        if picked is not None and ti not in picked:
+            continue
+        hm = t["heatmap"].detach().float()
+        heat = torch.sigmoid(hm if picked is None else hm[:, picked[ti]]).amax(1, keepdim=True)
         w = heat * (heat >= cfg.velocity_min_heat).to(heat.dtype)
         err = F.smooth_l1_loss(s["box"][:, 8:10].float(), t["box"][:, 8:10].detach().float(),
                                reduction="none", beta=1.0).sum(1, keepdim=True)
@@ -162,7 +169,9 @@ class Distiller(nn.Module):
                  tasks: list[list[str]] | None = None):
         super().__init__()
         self.cfg = cfg
-        self.exempt = exempt_channels(tasks or [], cfg.exempt_classes)  # fixed per config: once
+        self.exempt = class_channels(tasks or [], cfg.exempt_classes)  # fixed per config: once
+        self.velocity_channels = (class_channels(tasks or [], cfg.velocity_classes, "distill.velocity_classes")
+                                  if cfg.velocity_classes else None)
         self.radar_adapter = _adapter(radar_channels, teacher_channels) if cfg.level1 else None
         self.fused_adapter = _adapter(fused_channels, teacher_channels) if cfg.level2 else None
         self.label_adapter = _adapter(fused_channels, cfg.label_channels) if cfg.label else None
@@ -192,5 +201,6 @@ class Distiller(nn.Module):
         if cfg.response:
             losses["distill_resp"] = cfg.response_weight * response_loss(student["head"], teacher["head"], cfg)
         if cfg.velocity:
-            losses["distill_vel"] = cfg.velocity_weight * velocity_distill_loss(student["head"], teacher["head"], cfg)
+            losses["distill_vel"] = cfg.velocity_weight * velocity_distill_loss(student["head"], teacher["head"], cfg,
+                                                                               self.velocity_channels)
         return losses

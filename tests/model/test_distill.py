@@ -224,3 +224,32 @@ def test_velocity_distillation_counts_only_where_the_teacher_is_confident():
     assert grad[:, 8:10, 3, 3].abs().min() > 0
     grad[:, 8:10, 3, 3] = 0
     assert grad.abs().max() == 0
+
+
+def test_velocity_classes_limit_the_term_to_their_heat():
+    """With velocity_classes=[pedestrian] a car's wrong velocity costs nothing, a pedestrian's does."""
+    tasks = [["car"], ["pedestrian", "traffic_cone"]]
+
+    def heads(car_vel, ped_vel):
+        out = []
+        for ti, (nc, vel) in enumerate(((1, car_vel), (2, ped_vel))):
+            heat = torch.full((1, nc, H, W), -10.0)
+            heat[:, 0, 2 + 3 * ti, 2] = 10.0  # car at (2, 2), pedestrian at (5, 2)
+            box = torch.zeros(1, 10, H, W)
+            box[:, 8, 2 + 3 * ti, 2] = vel
+            out.append({"heatmap": heat, "box": box})
+        return out
+
+    student = {"radar_bev": torch.zeros(1, 4, H, W), "fused_bev": torch.zeros(1, 5, H, W)}
+    teacher = {"teacher_bev": torch.zeros(1, C, H, W), "lidar_counts": torch.zeros(1, 1, H, W),
+               "head": heads(5.0, 1.5)}
+    only = dict(level1=False, level2=False, response=False, velocity=True, velocity_weight=1.0)
+    ped = Distiller(DistillConfig(**only, velocity_classes=["pedestrian"]), 4, 5, C, tasks)
+    every = Distiller(DistillConfig(**only), 4, 5, C, tasks)
+    car_wrong = {**student, "head": heads(1.0, 1.5)}
+    ped_wrong = {**student, "head": heads(5.0, 0.0)}
+    assert ped(car_wrong, teacher, None)["distill_vel"].item() == pytest.approx(0.0)
+    assert every(car_wrong, teacher, None)["distill_vel"].item() == pytest.approx(3.5, rel=1e-3)
+    assert ped(ped_wrong, teacher, None)["distill_vel"].item() == pytest.approx(1.0, rel=1e-3)
+    with pytest.raises(ValueError, match="velocity_classes"):
+        Distiller(DistillConfig(**only, velocity_classes=["pedestrain"]), 4, 5, C, tasks)
