@@ -223,7 +223,8 @@ class DistillConfig:
     velocity_min_heat: float = 0.3
     # classes whose teacher velocity is distilled (empty: every class). All classes cost mAP with
     # teacher v4a while bringing the pedestrian movers back (docs/ablation.md, "The teacher's
-    # velocity distilled"); [pedestrian] keeps the term off the vehicles' cells: one seed, movers fixed, mAP and NDS as full IMKD
+    # velocity distilled"); [pedestrian] keeps the term off the vehicles' cells: one seed, movers
+    # fixed, mAP and NDS as full IMKD
     velocity_classes: list[str] = field(default_factory=list)
 
 
